@@ -1,0 +1,1 @@
+"""CRM and helpdesk connectors, and the interface they implement."""

