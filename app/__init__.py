@@ -86,10 +86,12 @@ def _local_secret(instance_path: str, name: str) -> str:
 
 def _configure_web(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask's defaults already hold these keys (SameSite None, Secure False), so
+    # setdefault would leave them unset: strengthen them explicitly instead.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     public_base = app.config.get("PUBLIC_BASE_URL") or ""
-    app.config.setdefault("SESSION_COOKIE_SECURE", public_base.startswith("https://"))
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config.get("SESSION_COOKIE_SECURE")) or public_base.startswith("https://")
     app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
     app.json.ensure_ascii = False
 
@@ -129,14 +131,21 @@ def _prepare_embedded_database(app: Flask, database) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import auth, console, events, health
+    from app import admin, api, auth, console, events, health, outbox_admin
     from webhooks import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(console.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(outbox_admin.bp)
+
+    from app import conversations_api
+
+    app.register_blueprint(conversations_api.bp)
 
 
 def _register_errors(app: Flask) -> None:

@@ -25,7 +25,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.db import get_db
-from app.models import Agent
+from app.models import Agent, Interaction
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,14 @@ LOCKOUT = timedelta(minutes=15)
 STREAM_TOKEN_SALT = "callcard.stream"
 
 
+ROLES = ("agent", "supervisor", "admin")
+TEAM_VIEWER_ROLES = frozenset({"supervisor", "admin"})
+MAX_EMAIL_LENGTH = 255
+MAX_PASSWORD_LENGTH = 1024
+
+
 def hash_password(password: str) -> str:
+    """Hash `password` with scrypt, the way every stored agent password is hashed."""
     return generate_password_hash(password, method="scrypt")
 
 
@@ -54,12 +61,28 @@ def login_required(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         if current_agent() is None:
-            if request.accept_mimetypes.best == "application/json":
+            if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
                 abort(401, description="sign in first")
             return redirect(url_for("auth.login", next=request.path))
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def role_required(*roles: str):
+    """Allow the view only to signed-in agents whose role is one of `roles`; others get 403."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        @login_required
+        def wrapper(*args, **kwargs):
+            if current_agent().role not in roles:
+                abort(403, description=f"this page needs the role {' or '.join(roles)}")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 def csrf_token() -> str:
@@ -96,6 +119,38 @@ def agent_from_stream_token(token: str) -> int | None:
     return agent_id if isinstance(agent_id, int) else None
 
 
+def can_view_interaction(agent: Agent, interaction: Interaction) -> bool:
+    """Tell whether `agent` may read `interaction`.
+
+    The agents it was routed to (its `agent_id` and everyone in `routing["notified"]`)
+    may read it, and so may a supervisor or admin of one of those agents' teams.
+    """
+    involved = _involved_agent_ids(interaction)
+    if agent.id in involved:
+        return True
+    if agent.role not in TEAM_VIEWER_ROLES or not involved:
+        return False
+
+    teams = get_db().session().scalars(sa.select(Agent.team).where(Agent.id.in_(involved)))
+    return agent.team in set(teams)
+
+
+def can_view_customer(agent: Agent, customer_id: int) -> bool:
+    """Tell whether `agent` may read the customer: one of its interactions is visible to them."""
+    interactions = get_db().session().scalars(
+        sa.select(Interaction).where(Interaction.customer_id == customer_id)
+    )
+    return any(can_view_interaction(agent, interaction) for interaction in interactions)
+
+
+def _involved_agent_ids(interaction: Interaction) -> set[int]:
+    notified = (interaction.routing or {}).get("notified") or []
+    involved = {agent_id for agent_id in notified if isinstance(agent_id, int)}
+    if interaction.agent_id is not None:
+        involved.add(interaction.agent_id)
+    return involved
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -112,6 +167,9 @@ def _is_locked(agent: Agent) -> bool:
 def authenticate(email: str, password: str) -> tuple[Agent | None, str | None]:
     """Check the credentials; return (agent, None) or (None, reason to show)."""
     db_session = get_db().session()
+    if len(email) > MAX_EMAIL_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+        return None, _("Wrong e-mail or password.")
+
     agent = db_session.scalar(sa.select(Agent).where(sa.func.lower(Agent.email) == email.lower()))
     if agent is None or not agent.password_hash:
         # Same work and message for an unknown e-mail, so it cannot be told apart.
@@ -139,6 +197,7 @@ def authenticate(email: str, password: str) -> tuple[Agent | None, str | None]:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
+    """Show the sign-in form; on POST check the CSRF token and the credentials."""
     error = None
     if request.method == "POST":
         check_csrf()

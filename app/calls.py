@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import outbox
 from app.cards import build_card, interaction_summary
 from app.customers import resolve_customer
 from app.db import get_db
@@ -40,6 +41,7 @@ CALL_STATUS_RANK = {
     "canceled": 3,
 }
 FINAL_CALL_STATUSES = frozenset(s for s, rank in CALL_STATUS_RANK.items() if rank == 3)
+ANSWERED_STATUSES = frozenset({"in-progress", "answered"})
 
 # How long a retried webhook waits for the first delivery's answer.
 DUPLICATE_WAIT_S = 5.0
@@ -264,13 +266,14 @@ def _apply_call_leg(interaction: Interaction, update: StatusUpdate) -> bool:
             "Call %s: status %s (sequence %s) is older than the stored %s, ignored",
             interaction.provider_sid, update.status, update.sequence, interaction.status,
         )
+        _keep_late_answer_time(interaction, update)
         return False
 
     interaction.status = update.status
     interaction.status_rank = rank
     interaction.status_sequence = new[2]
     interaction.status_timestamp = new[1] if new[1] != oldest else None
-    if update.status == "in-progress" and interaction.answered_at is None:
+    if update.status in ANSWERED_STATUSES and interaction.answered_at is None:
         interaction.answered_at = update.timestamp or utcnow()
     if rank == 3:
         interaction.ended_at = update.timestamp or utcnow()
@@ -279,9 +282,19 @@ def _apply_call_leg(interaction: Interaction, update: StatusUpdate) -> bool:
     return True
 
 
+def _keep_late_answer_time(interaction: Interaction, update: StatusUpdate) -> None:
+    """Record the answer time of an `in-progress` callback that arrived after the end.
+
+    The status stays as it is; only a callback's own Timestamp is trusted here, since
+    the time of arrival says nothing about when the call was answered.
+    """
+    if update.status in ANSWERED_STATUSES and interaction.answered_at is None and update.timestamp:
+        interaction.answered_at = update.timestamp
+
+
 def _apply_agent_leg(interaction: Interaction, update: StatusUpdate) -> bool:
     """Record when the agent's leg was answered; the caller's leg decides the final state."""
-    if update.status in ("in-progress", "answered") and interaction.answered_at is None:
+    if update.status in ANSWERED_STATUSES and interaction.answered_at is None:
         interaction.answered_at = update.timestamp or utcnow()
         if interaction.status_rank < CALL_STATUS_RANK["in-progress"]:
             interaction.status = "in-progress"
@@ -307,6 +320,9 @@ def _after_status_change(session: Session, interaction: Interaction) -> None:
     notify = (interaction.routing or {}).get("notified", [])
     _publish(notify, event, {"interaction": interaction_summary(interaction)}, interaction.provider_sid)
 
+    if final:
+        outbox.interaction_finished(session, interaction)
+
 
 def requeue_unanswered(call_sid: str, dial_status: str) -> str:
     """Free the agent who did not answer and put the caller in the queue."""
@@ -329,7 +345,7 @@ def requeue_unanswered(call_sid: str, dial_status: str) -> str:
     interaction.agent_id = None
     session.commit()
 
-    notify = [agent.id for agent in team_agents(session, presence)]
+    notify = team_agents(session, presence)
     if interaction.card:
         _publish(notify, "card", {**interaction.card, "routing": routing}, call_sid)
     return twiml.enqueue(queue)

@@ -40,6 +40,11 @@ def contacts_import(file, region: str | None) -> None:
         report = import_contacts(get_db().session(), file, region)
     except CsvFormatError as error:
         raise click.ClickException(f"{file.name}: {error}") from None
+    except UnicodeDecodeError as error:
+        get_db().session().rollback()
+        raise click.ClickException(
+            f"{file.name}: not UTF-8 text (byte {error.start}); save the file as UTF-8 CSV"
+        ) from None
 
     for message in report.errors:
         click.echo(f"{file.name}: {message}", err=True)
@@ -123,6 +128,34 @@ def simulate_call(number, to, status, duration, call_sid) -> None:
         raise click.ClickException(str(error)) from None
 
 
+@simulate_cli.command("message")
+@click.argument("number")
+@click.argument("text")
+@click.option("--to", "to", default="+14155550100", show_default=True, help="The business number written to.")
+@click.option("--whatsapp", is_flag=True, help="Send as a WhatsApp message (whatsapp: addresses).")
+@click.option(
+    "--media",
+    "media",
+    multiple=True,
+    metavar="URL",
+    help="Attach a media URL; repeat for several. The content type is guessed from the URL.",
+)
+def simulate_message(number, text, to, whatsapp, media) -> None:
+    """Simulate an inbound SMS (or WhatsApp message) with TEXT from NUMBER."""
+    import mimetypes
+
+    from app import simulate
+
+    attachments = [(url, mimetypes.guess_type(url)[0] or "application/octet-stream") for url in media]
+    message_sid = simulate.new_sid("MM" if attachments else "SM")
+    params = simulate.message_params(current_app.config, message_sid, number, to, text, whatsapp, attachments)
+    try:
+        _simulator().post("/webhooks/twilio/messaging", params)
+    except simulate.SimulationError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"MessageSid {message_sid}")
+
+
 def _simulator():
     from app import simulate
 
@@ -141,5 +174,7 @@ def worker(burst: bool) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (db_cli, contacts_cli, agents_cli, simulate_cli, worker):
+    from app.outbox_admin import outbox_cli
+
+    for command in (db_cli, contacts_cli, agents_cli, simulate_cli, worker, outbox_cli):
         app.cli.add_command(command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timezone
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -13,16 +14,25 @@ from integrations.base import Caller, Match
 
 log = logging.getLogger(__name__)
 
-RECORD_TYPE_ORDER = {"contact": 0, "lead": 1, "account": 2}
+# Display rank per record type. A Zendesk end user is a person, as a contact is, so
+# it ranks with contacts; any other type comes after accounts.
+RECORD_TYPE_ORDER = {"contact": 0, "end-user": 0, "lead": 1, "account": 2}
+OTHER_RECORD_RANK = 3
 
 
 def order_matches(matches: list[Match]) -> list[Match]:
-    """Order matches for display: contacts, then leads, then accounts, newest first."""
+    """Order matches for display: contacts, then leads, then accounts, each most recently modified first.
+
+    A match without a modification time comes last within its rank, and a naive
+    time is read as UTC.
+    """
 
     def sort_key(match: Match):
-        rank = RECORD_TYPE_ORDER.get(match.record_type.lower(), 3)
-        modified = match.modified_at.timestamp() if match.modified_at else 0
-        return (rank, -modified)
+        rank = RECORD_TYPE_ORDER.get(match.record_type.lower(), OTHER_RECORD_RANK)
+        modified = match.modified_at
+        if modified is not None and modified.tzinfo is None:
+            modified = modified.replace(tzinfo=timezone.utc)
+        return (rank, modified is None, -modified.timestamp() if modified else 0)
 
     return sorted(matches, key=sort_key)
 

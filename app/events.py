@@ -18,6 +18,9 @@ bp = Blueprint("events", __name__)
 
 STREAM_ID = re.compile(STREAM_ID_PATTERN)
 RECONNECT_MS = 2000
+# Proxies commonly close a connection idle for 60 s (nginx's proxy_read_timeout
+# default), so a keep-alive goes out at least twice within that time.
+MAX_HEARTBEAT_S = 30
 
 
 def _stream_agent_id() -> int:
@@ -33,6 +36,14 @@ def _stream_agent_id() -> int:
     if agent is None:
         abort(401, description="sign in first")
     return agent.id
+
+
+def heartbeat_interval_s() -> int:
+    """Return STREAM_HEARTBEAT_S, capped at MAX_HEARTBEAT_S and at least 1 s."""
+    configured = current_app.config["STREAM_HEARTBEAT_S"]
+    if configured > MAX_HEARTBEAT_S:
+        log.warning("STREAM_HEARTBEAT_S=%s is above %s s; using %s s", configured, MAX_HEARTBEAT_S, MAX_HEARTBEAT_S)
+    return min(max(configured, 1), MAX_HEARTBEAT_S)
 
 
 def _start_id() -> str:
@@ -55,7 +66,7 @@ def agent_events():
     after_id = _start_id()
     streams = get_streams()
     presence = Presence(streams.client)
-    heartbeat_ms = current_app.config["STREAM_HEARTBEAT_S"] * 1000
+    heartbeat_ms = heartbeat_interval_s() * 1000
     connection_id = uuid.uuid4().hex
     if after_id == "$":
         after_id = streams.latest_id(agent_id)

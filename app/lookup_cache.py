@@ -34,13 +34,14 @@ class LookupCache:
         return [Match.from_dict(item) for item in json.loads(raw)]
 
     def put(self, system: str, e164: str, matches: list[Match]) -> None:
+        """Store a successful lookup. Failures are never stored, so the next call sends a new request."""
         if self.ttl_s <= 0:
             return
-        payload = json.dumps([match.to_dict() for match in matches])
+        payload = json.dumps([match.to_dict() for match in matches], default=str)
         self.client.set(self._key(system, e164), payload, ex=self.ttl_s)
 
     def invalidate(self, numbers: Iterable[str], systems: Iterable[str]) -> None:
-        """Drop the cached lookups of `numbers`, e.g. after logging a new interaction."""
+        """Drop the cached lookups of `numbers` in `systems`, e.g. after logging a new interaction."""
         keys = [self._key(system, number) for number in numbers for system in systems]
         if keys:
             self.client.delete(*keys)

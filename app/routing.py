@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -15,6 +16,8 @@ from app.presence import Presence
 log = logging.getLogger(__name__)
 
 LAST_AGENT_DAYS = 30
+# Candidates checked against Redis presence per round trip.
+PRESENCE_BATCH = 50
 
 OWNER = "owner"
 LAST_AGENT = "last_agent"
@@ -34,7 +37,6 @@ class RoutingDecision:
     agent: Agent | None
     notify: list[int]
     queue: str | None = None
-    candidates: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -42,18 +44,7 @@ class RoutingDecision:
             "agent_id": self.agent.id if self.agent else None,
             "queue": self.queue,
             "notified": self.notify,
-            "candidates": self.candidates,
         }
-
-
-def available_agents(session: Session, presence: Presence, team: str | None = None) -> list[Agent]:
-    """Return agents whose presence is available and who have a console open."""
-    query = sa.select(Agent).where(Agent.presence == "available")
-    if team:
-        query = query.where(Agent.team == team)
-    agents = list(session.scalars(query))
-    online = presence.online([agent.id for agent in agents])
-    return [agent for agent in agents if agent.id in online]
 
 
 def choose_agent(
@@ -63,45 +54,59 @@ def choose_agent(
     call_sid: str,
     queue: str,
     offer_ttl_s: int,
+    team: str | None = None,
+    last_agent_days: int = LAST_AGENT_DAYS,
 ) -> RoutingDecision:
     """Pick the owner, else the last agent, else the longest-idle agent, else the queue.
 
-    The chosen agent is reserved in Redis for this call, so two calls arriving at
-    once are never offered to the same agent.
+    Only available agents with an open console are offered the call. The chosen
+    agent is reserved in Redis for this call, so two calls arriving at once are
+    never offered to the same agent.
     """
-    agents = available_agents(session, presence)
-    by_email = {agent.email.lower(): agent for agent in agents}
-    by_id = {agent.id: agent for agent in agents}
+    owner = _owner_agent(session, card, team)
+    if owner and _is_free(presence, owner) and presence.offer(owner.id, call_sid, offer_ttl_s):
+        return RoutingDecision(OWNER, owner, [owner.id])
 
-    owner = _owner_agent(card, by_email)
-    if owner and presence.offer(owner.id, call_sid, offer_ttl_s):
-        return RoutingDecision(OWNER, owner, [owner.id], candidates=len(agents))
+    last = _last_agent(session, card, team, last_agent_days)
+    if last and _is_free(presence, last) and presence.offer(last.id, call_sid, offer_ttl_s):
+        return RoutingDecision(LAST_AGENT, last, [last.id])
 
-    last = _last_agent(session, card, by_id)
-    if last and presence.offer(last.id, call_sid, offer_ttl_s):
-        return RoutingDecision(LAST_AGENT, last, [last.id], candidates=len(agents))
+    for agent_id in _online_by_idle_time(session, presence, team):
+        if presence.offer(agent_id, call_sid, offer_ttl_s):
+            agent = session.get(Agent, agent_id)
+            return RoutingDecision(LONGEST_IDLE, agent, [agent_id])
 
-    for agent in _by_idle_time(agents):
-        if presence.offer(agent.id, call_sid, offer_ttl_s):
-            return RoutingDecision(LONGEST_IDLE, agent, [agent.id], candidates=len(agents))
-
-    everyone = [agent.id for agent in team_agents(session, presence)]
-    return RoutingDecision(QUEUE, None, everyone, queue=queue, candidates=len(agents))
+    everyone = team_agents(session, presence, team)
+    return RoutingDecision(QUEUE, None, everyone, queue=queue)
 
 
-def _owner_agent(card: dict, by_email: dict[str, Agent]) -> Agent | None:
-    for match in card.get("matches", []):
-        email = (match.get("owner_email") or "").lower()
-        if email in by_email:
-            return by_email[email]
-    return None
+def _available(team: str | None):
+    query = sa.select(Agent).where(Agent.presence == "available")
+    return query.where(Agent.team == team) if team else query
 
 
-def _last_agent(session: Session, card: dict, by_id: dict[int, Agent]) -> Agent | None:
+def _is_free(presence: Presence, agent: Agent) -> bool:
+    return presence.is_online(agent.id)
+
+
+def _owner_agent(session: Session, card: dict, team: str | None) -> Agent | None:
+    emails = [
+        (match.get("owner_email") or "").lower()
+        for match in card.get("matches", [])
+        if match.get("owner_email")
+    ]
+    if not emails:
+        return None
+    query = _available(team).where(sa.func.lower(Agent.email).in_(emails))
+    by_email = {agent.email.lower(): agent for agent in session.scalars(query)}
+    return next((by_email[email] for email in emails if email in by_email), None)
+
+
+def _last_agent(session: Session, card: dict, team: str | None, days: int) -> Agent | None:
     customer_id = card.get("customer", {}).get("id")
     if customer_id is None:
         return None
-    since = datetime.now(timezone.utc) - timedelta(days=LAST_AGENT_DAYS)
+    since = datetime.now(timezone.utc) - timedelta(days=days)
     agent_id = session.scalar(
         sa.select(Interaction.agent_id)
         .where(
@@ -113,23 +118,36 @@ def _last_agent(session: Session, card: dict, by_id: dict[int, Agent]) -> Agent 
         .order_by(Interaction.started_at.desc())
         .limit(1)
     )
-    return by_id.get(agent_id)
+    if agent_id is None:
+        return None
+    return session.scalar(_available(team).where(Agent.id == agent_id))
 
 
-def _by_idle_time(agents: list[Agent]) -> list[Agent]:
-    """Order agents by the end of their last call, never-called first."""
-    oldest = datetime.min.replace(tzinfo=timezone.utc)
+def _online_by_idle_time(session: Session, presence: Presence, team: str | None) -> Iterator[int]:
+    """Yield available agents with an open console and no call, longest idle first.
 
-    def idle_since(agent: Agent) -> datetime:
-        ended = agent.last_call_ended_at
-        if ended is None:
-            return oldest
-        return ended if ended.tzinfo else ended.replace(tzinfo=timezone.utc)
+    Agents who never took a call come first.
+    """
+    query = sa.select(Agent.id).where(Agent.presence == "available")
+    if team:
+        query = query.where(Agent.team == team)
+    query = query.order_by(
+        Agent.last_call_ended_at.is_not(None), Agent.last_call_ended_at, Agent.id
+    )
+    candidates = list(session.scalars(query))
+    for start in range(0, len(candidates), PRESENCE_BATCH):
+        batch = candidates[start : start + PRESENCE_BATCH]
+        free = presence.free(batch)
+        yield from (agent_id for agent_id in batch if agent_id in free)
 
-    return sorted(agents, key=lambda agent: (idle_since(agent), agent.id))
 
-
-def team_agents(session: Session, presence: Presence) -> list[Agent]:
-    agents = list(session.scalars(sa.select(Agent).where(Agent.presence != "offline")))
-    online = presence.online([agent.id for agent in agents])
-    return [agent for agent in agents if agent.id in online]
+def team_agents(session: Session, presence: Presence, team: str | None = None) -> list[int]:
+    """Return the ids of the agents of `team` (every team when None) with a console open."""
+    query = sa.select(Agent.id).where(Agent.presence != "offline")
+    if team:
+        query = query.where(Agent.team == team)
+    agent_ids = list(session.scalars(query))
+    online: set[int] = set()
+    for start in range(0, len(agent_ids), PRESENCE_BATCH * 10):
+        online |= presence.online(agent_ids[start : start + PRESENCE_BATCH * 10])
+    return [agent_id for agent_id in agent_ids if agent_id in online]

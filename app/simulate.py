@@ -15,7 +15,6 @@ from twilio.request_validator import RequestValidator
 log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 class SimulationError(RuntimeError):
@@ -83,6 +82,55 @@ def status_params(
     return params
 
 
+def message_params(
+    config,
+    message_sid: str,
+    from_: str,
+    to: str,
+    body: str,
+    whatsapp: bool = False,
+    media: list[tuple[str, str]] | None = None,
+) -> dict[str, str]:
+    """Return the parameter set Twilio sends to a number's messaging URL.
+
+    With `whatsapp`, both addresses get the `whatsapp:` prefix and the WhatsApp
+    fields are added (`WaId` is the sender's number without `+`). `media` lists
+    (URL, content type) pairs, sent as `MediaUrlN` and `MediaContentTypeN`.
+    """
+    media = media or []
+    if whatsapp:
+        from_, to = f"whatsapp:{from_}", f"whatsapp:{to}"
+    params = {
+        "AccountSid": account_sid(config),
+        "ApiVersion": API_VERSION,
+        "Body": body,
+        "From": from_,
+        "MessageSid": message_sid,
+        "NumMedia": str(len(media)),
+        "NumSegments": "1",
+        "SmsMessageSid": message_sid,
+        "SmsSid": message_sid,
+        "SmsStatus": "received",
+        "To": to,
+    }
+    for index, (url, content_type) in enumerate(media):
+        params[f"MediaUrl{index}"] = url
+        params[f"MediaContentType{index}"] = content_type
+    if whatsapp:
+        params.update(_whatsapp_params(from_, media))
+    return params
+
+
+def _whatsapp_params(from_: str, media: list[tuple[str, str]]) -> dict[str, str]:
+    wa_id = from_.removeprefix("whatsapp:").lstrip("+")
+    return {
+        "MessageType": "image" if media else "text",
+        "ProfileName": "Simulated customer",
+        "ReferralNumMedia": "0",
+        "WaId": wa_id,
+    }
+
+
 class Simulator:
     """Sign and post webhooks to the server at `base_url`, as Twilio would."""
 
@@ -103,9 +151,14 @@ class Simulator:
                 data=params,
                 headers={"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"},
                 timeout=self.timeout_s,
+                # A redirect would carry the webhook to a host other than the base URL.
+                allow_redirects=False,
             )
         except requests.RequestException as error:
             raise SimulationError(f"could not reach {url}: {error}") from error
+        if response.is_redirect:
+            location = response.headers.get("Location", "")
+            raise SimulationError(f"{url} redirected to {location!r}; set PUBLIC_BASE_URL to the final URL")
         if response.status_code >= 400:
             raise SimulationError(f"{url} answered {response.status_code}: {response.text[:300]}")
         return response

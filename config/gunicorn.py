@@ -1,7 +1,7 @@
 """Gunicorn settings for the web process: `gunicorn -c config/gunicorn.py wsgi:app`.
 
 Every value can be overridden from the environment: `PORT`, `WEB_CONCURRENCY`,
-`GUNICORN_BIND`, `GUNICORN_WORKER_CONNECTIONS`.
+`GUNICORN_BIND`, `GUNICORN_WORKER_CONNECTIONS`, `GUNICORN_CONTROL_SOCKET`.
 """
 
 import os
@@ -21,9 +21,16 @@ timeout = 60
 graceful_timeout = 20
 keepalive = 75
 
+# Gunicorn 25.1+ opens a control socket at one fixed path per user by default, so a
+# second installation on the machine (or a test server) would take over the first
+# one's socket. It is opened only where GUNICORN_CONTROL_SOCKET names a path.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+
 accesslog = "-"
-# The query string of a stream URL carries a token: log the path only.
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+# The query string of a stream URL carries a token: log the path only. `pid=` names
+# the worker process that served the request.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms pid=%(p)s'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

@@ -147,6 +147,10 @@ class TransientError(ConnectorError):
     """A failure worth retrying: timeouts, 5xx answers, connection errors."""
 
 
+class TimedOut(TransientError, TimeoutError):
+    """The system did not answer within the time the caller gave."""
+
+
 class RateLimited(TransientError):
     """The system refused the request for now; `retry_after` is in seconds."""
 

@@ -5,3 +5,4 @@ from flask import Blueprint
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
 
 from webhooks import voice  # noqa: E402,F401  (registers the routes)
+from webhooks import messaging  # noqa: E402,F401

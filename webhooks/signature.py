@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from urllib.parse import quote
 
 from flask import abort, current_app, request
 from prometheus_client import Counter
 from twilio.request_validator import RequestValidator
 
-from webhooks.params import read_form
+from webhooks.params import read_form_pairs
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,9 @@ SIGNATURE_FAILURES = Counter(
     ["endpoint"],
 )
 
+# Characters that Werkzeug leaves unquoted when it rebuilds a request path.
+PATH_SAFE = "/:@!$&'()*+,;=~"
+
 _failures_lock = threading.Lock()
 _failures_seen = 0
 
@@ -27,14 +31,14 @@ _failures_seen = 0
 def public_url() -> str:
     """Return the URL Twilio signed: the public base URL when configured, else the request's.
 
-    With `TRUST_PROXY_HEADERS`, the request URL already carries the scheme and host
-    from `X-Forwarded-Proto` and `X-Forwarded-Host` (see `app.create_app`).
+    With `TRUST_PROXY_HEADERS`, the request's scheme, host and port come from
+    `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Port` (see
+    `app.create_app`). The query string is kept byte for byte as received, because
+    Twilio signs it as configured and `request.url` would decode escapes such as `%27`.
     """
-    base = current_app.config.get("PUBLIC_BASE_URL")
-    if not base:
-        return request.url
+    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
+    path = quote(request.script_root + request.path, safe=PATH_SAFE)
     query = request.query_string.decode("latin-1")
-    path = request.script_root + request.path
     return base.rstrip("/") + path + (f"?{query}" if query else "")
 
 
@@ -45,7 +49,8 @@ def auth_tokens() -> list[str]:
     return [token for token in tokens if token]
 
 
-def is_valid_signature(url: str, params: dict[str, str], signature: str) -> bool:
+def is_valid_signature(url: str, params, signature: str) -> bool:
+    """Check `signature` against each auth token; `params` may repeat a name (a MultiDict)."""
     return any(
         RequestValidator(token).validate(url, params, signature) for token in auth_tokens()
     )
@@ -56,7 +61,7 @@ def twilio_signed(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        params = read_form()
+        params = read_form_pairs()
         signature = request.headers.get("X-Twilio-Signature", "")
         url = public_url()
 
