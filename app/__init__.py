@@ -45,6 +45,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.lookup import LookupService
 
     LookupService(app)
+    from app import numbers
+
+    numbers.init_app(app)
     _register_blueprints(app)
     _register_errors(app)
 
@@ -143,9 +146,10 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(outbox_admin.bp)
 
-    from app import conversations_api
+    from app import conversations_api, queue_api
 
     app.register_blueprint(conversations_api.bp)
+    app.register_blueprint(queue_api.bp)
 
 
 def _register_errors(app: Flask) -> None:

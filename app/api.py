@@ -1,4 +1,4 @@
-"""JSON endpoints of the agent console: interactions, customers, wrap-up, match choice, presence."""
+"""JSON endpoints of the agent console: interactions, customers, wrap-up, match choice, screen pop, presence."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
 from app import i18n, outbox
+from app import screen_pop as screen_pops
 from app.auth import can_view_customer, can_view_interaction, check_csrf, current_agent, login_required, stream_token
 from app.cards import TIMELINE_LENGTH, interaction_summary, timeline
 from app.db import get_db
-from app.models import Agent, Customer, Identity, Interaction
+from app.models import Agent, Customer, Identity, Interaction, OutboxEntry
 from app.presence import Presence
 from app.redis_store import get_redis
 
@@ -73,8 +74,12 @@ def get_interaction(interaction_id: int):
     entries = []
     if interaction.customer_id is not None:
         entries = _display_timeline(get_db().session(), interaction.customer_id, TIMELINE_LENGTH)
+    sync = get_db().session().scalars(
+        sa.select(OutboxEntry).where(OutboxEntry.interaction_id == interaction.id).order_by(OutboxEntry.id)
+    )
+    summary = interaction_summary(interaction, list(sync))
     return jsonify(
-        interaction=_timeline_entry(interaction_summary(interaction), _agent_names([interaction.agent_id])),
+        interaction=_timeline_entry(summary, _agent_names([interaction.agent_id])),
         card=card,
         caller_display=i18n.format_phone(interaction.caller_e164) or interaction.from_address,
         chosen_match=interaction.chosen_match,
@@ -152,27 +157,35 @@ def choose_match(interaction_id: int):
     check_csrf()
     body = _json_object()
     interaction = _visible_interaction(interaction_id)
-    system = _required_text(body, "system")
-    external_id = _required_text(body, "external_id")
-
-    matches = (interaction.card or {}).get("matches") or []
-    match = next(
-        (m for m in matches if m.get("system") == system and str(m.get("external_id")) == external_id),
-        None,
-    )
-    if match is None:
-        abort(400, description=f"no match {system}/{external_id} on this interaction's card")
+    match = _card_match(interaction, body)
+    open_item_id = _open_item_id(body, match)
+    system, external_id = match["system"], str(match["external_id"])
 
     choice = {"system": system, "external_id": external_id, "record_type": match.get("record_type"),
-              "display_name": match.get("display_name"), "url": match.get("url")}
+              "display_name": match.get("display_name"), "url": match.get("url"), "open_item_id": open_item_id}
     interaction.chosen_match = choice
     get_db().session().commit()
     _remember_match(interaction, choice)
-    log.info("Interaction %s: agent %s chose %s record %s",
-             interaction.id, current_agent().id, system, external_id)
+    log.info("Interaction %s: agent %s chose %s record %s (open item %s)",
+             interaction.id, current_agent().id, system, external_id, open_item_id or "none")
 
     _notify_write_back(interaction)
     return jsonify(chosen_match=choice)
+
+
+@bp.post("/interactions/<int:interaction_id>/screen-pop")
+@login_required
+def screen_pop(interaction_id: int):
+    """Open one of the card's records, or its picked open item, in the agent's CRM tab."""
+    check_csrf()
+    body = _json_object()
+    interaction = _visible_interaction(interaction_id)
+    match = _card_match(interaction, body)
+    open_item_id = _open_item_id(body, match)
+
+    screen_pops.pop(interaction, current_agent(), match, open_item_id)
+    return jsonify(screen_pop={"system": match["system"], "external_id": str(match["external_id"]),
+                               "open_item_id": open_item_id})
 
 
 @bp.get("/me/presence")
@@ -278,6 +291,28 @@ def _required_text(body: dict[str, Any], name: str) -> str:
     return value.strip()
 
 
+def _card_match(interaction: Interaction, body: dict[str, Any]) -> dict[str, Any]:
+    """Return the card's match named by the body's system and external_id fields, else abort with 400."""
+    system = _required_text(body, "system")
+    external_id = _required_text(body, "external_id")
+    for match in (interaction.card or {}).get("matches") or []:
+        if match.get("system") == system and str(match.get("external_id")) == external_id:
+            return match
+    abort(400, description=f"no match {system}/{external_id} on this interaction's card")
+
+
+def _open_item_id(body: dict[str, Any], match: dict[str, Any]) -> str | None:
+    """Return the body's open_item_id when it names an open item of `match`; None when absent or null."""
+    if body.get("open_item_id") is None:
+        return None
+    item_id = _required_text(body, "open_item_id")
+    known = {str(item.get("id")) for item in match.get("open_items") or []}
+    if item_id not in known:
+        abort(400, description=f"field open_item_id: {item_id} is not an open case or ticket of "
+                               f"{match['system']}/{match['external_id']}")
+    return item_id
+
+
 def _limit_argument() -> int:
     raw = request.args.get("limit", str(TIMELINE_LENGTH))
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_TIMELINE_LENGTH:
@@ -300,8 +335,10 @@ def _remember_match(interaction: Interaction, choice: dict[str, Any]) -> None:
     """Remember the choice for the caller's number; a Redis failure only loses the hint."""
     if not interaction.caller_e164:
         return
+    # The record is remembered for the caller's next call, but not the open item, which that call may not be about.
+    record = {key: value for key, value in choice.items() if key != "open_item_id"}
     try:
-        get_redis().set(preferred_match_key(interaction.caller_e164), json.dumps(choice), ex=PREFERRED_MATCH_TTL_S)
+        get_redis().set(preferred_match_key(interaction.caller_e164), json.dumps(record), ex=PREFERRED_MATCH_TTL_S)
     except Exception:
         log.warning("Interaction %s: remembering the match choice failed", interaction.id, exc_info=True)
 

@@ -13,16 +13,16 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import outbox
+from app import outbox, push, queueing
 from app.cards import build_card, interaction_summary
 from app.customers import resolve_customer
 from app.db import get_db
 from app.lookup import LookupResult, get_lookup
 from app.models import Agent, Interaction, utcnow
+from app.numbers import NumberSettings, get_numbers
 from app.phone import mask, parse_caller
 from app.presence import Presence
-from app.routing import RoutingDecision, choose_agent, team_agents
-from app.streams import get_streams
+from app.routing import CLOSED, QUEUE, RoutingDecision, choose_agent, eligible_agents, queue_name
 from integrations.base import Caller
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,11 @@ CALL_STATUS_RANK = {
 }
 FINAL_CALL_STATUSES = frozenset(s for s, rank in CALL_STATUS_RANK.items() if rank == 3)
 ANSWERED_STATUSES = frozenset({"in-progress", "answered"})
+# A call that ended in voicemail; set by app.voicemail, kept against later callbacks.
+VOICEMAIL = "voicemail"
+
+# Routing entries of an earlier stay in the queue, dropped when the caller is queued again.
+REQUEUE_CLEARS = frozenset({"accepted", "queue_result", "waited_s"})
 
 # How long a retried webhook waits for the first delivery's answer.
 DUPLICATE_WAIT_S = 5.0
@@ -109,24 +114,33 @@ def answer_inbound_call(call: InboundCall) -> str:
     log.info("Call %s: inbound from %s (%s)", call.call_sid, mask(caller.raw), caller.kind)
     lookup = get_lookup().run(
         caller,
-        on_late=_late_update(current_app._get_current_object(), interaction.id, caller),
+        on_late=push.late_update(current_app._get_current_object(), interaction.id, caller),
         log_id=call.call_sid,
     )
 
     customer = _resolve_customer(session, caller, lookup, call.call_sid)
     interaction.customer_id = customer.id if customer else None
     card = build_card(session, interaction, caller, customer, lookup)
-    decision = _route(session, card, call.call_sid)
-    card["routing"] = decision.to_dict()
+    # Routing waits on Redis. Under gevent, an SQLite write lock held across that wait
+    # would block every other request of the worker in SQLite's busy handler.
+    session.commit()
+    settings = get_numbers().settings_for(call.to)
+    decision = _route(session, card, call.call_sid, settings)
+    routing = _routing_record(decision, settings)
+    card["routing"] = routing
 
     interaction.agent_id = decision.agent.id if decision.agent else None
-    interaction.routing = decision.to_dict()
+    interaction.routing = routing
     interaction.card = card
-    twiml = _twiml_for(decision, call)
+    twiml = _twiml_for(decision, call, settings)
     interaction.twiml = twiml
     session.commit()
 
-    _publish(decision.notify, "card", card, call.call_sid)
+    if decision.rule == QUEUE:
+        queueing.add_waiting(settings.team, call.call_sid, decision.priority)
+    log.info("Call %s: routed by rule %s to agent %s, queue %s, %d console(s) notified",
+             call.call_sid, decision.rule, routing["agent_id"], decision.queue, len(decision.notify))
+    push.publish(decision.notify, "card", card, call.call_sid)
     return twiml
 
 
@@ -139,81 +153,55 @@ def _resolve_customer(session, caller, lookup: LookupResult, call_sid: str):
         return None
 
 
-def _route(session: Session, card: dict, call_sid: str) -> RoutingDecision:
-    config = current_app.config
+def _route(session: Session, card: dict, call_sid: str, settings: NumberSettings) -> RoutingDecision:
+    """Route the call by the number's rules, or to nobody outside its business hours."""
+    if settings.hours is not None and not settings.hours.is_open(utcnow()):
+        return RoutingDecision(CLOSED, None, [], team=settings.team)
+
     presence = Presence(current_app.extensions["callcard.redis"].client)
     return choose_agent(
         session,
         presence,
         card,
         call_sid,
-        queue=config["QUEUE_NAME"],
-        offer_ttl_s=config["DIAL_TIMEOUT_S"] + 15,
+        settings,
+        offer_ttl_s=current_app.config["DIAL_TIMEOUT_S"] + 15,
     )
 
 
-def _twiml_for(decision: RoutingDecision, call: InboundCall) -> str:
+def _routing_record(decision: RoutingDecision, settings: NumberSettings) -> dict:
+    """Return what the interaction stores about the routing: the decision, the number, when queued."""
+    routing = decision.to_dict()
+    routing["number"] = settings.number
+    if decision.rule == QUEUE:
+        routing["enqueued_at"] = utcnow().isoformat()
+    if decision.rule == CLOSED and settings.voicemail:
+        routing["voicemail"] = {"reason": "closed"}
+    return routing
+
+
+def _twiml_for(decision: RoutingDecision, call: InboundCall, settings: NumberSettings) -> str:
+    from app import prompts
+
+    if decision.rule == CLOSED:
+        return queueing.voicemail_twiml(settings, before=[prompts.closed(settings)])
+    if decision.agent is None:
+        return queueing.queue_twiml(decision.queue)
+    return dial_twiml(decision.agent, caller_id=call.to)
+
+
+def dial_twiml(agent: Agent, caller_id: str | None) -> str:
+    """Return the `<Dial>` that rings `agent`, with our status and dial-action callbacks."""
     from webhooks import twiml
     from webhooks.urls import webhook_url
 
-    if decision.agent is None:
-        return twiml.enqueue(decision.queue)
     return twiml.dial_agent(
-        decision.agent,
+        agent,
         status_callback=webhook_url("webhooks.voice_status"),
         action=webhook_url("webhooks.voice_dial_complete"),
         timeout_s=current_app.config["DIAL_TIMEOUT_S"],
-        caller_id=call.to,
+        caller_id=caller_id,
     )
-
-
-def _publish(agent_ids: list[int], event: str, card: dict, call_sid: str) -> None:
-    """Push the card; a Redis failure is logged and never fails the webhook."""
-    if not agent_ids:
-        log.info("Call %s: no agent online to show the card to", call_sid)
-        return
-    try:
-        get_streams().publish(agent_ids, event, card)
-    except Exception:
-        log.exception("Call %s: publishing the %s event failed", call_sid, event)
-
-
-def _late_update(app, interaction_id: int, caller: Caller):
-    """Return the callback that publishes a card update when a late connector answers."""
-
-    def publish_update(lookup: LookupResult) -> None:
-        with app.app_context():
-            db = get_db()
-            with db.new_session() as session:
-                interaction = _wait_for_card(session, interaction_id)
-                if interaction is None:
-                    log.warning("Interaction %s: no card to update", interaction_id)
-                    return
-                customer = resolve_customer(session, caller, lookup.matches)
-                if customer is not None and interaction.customer_id is None:
-                    interaction.customer_id = customer.id
-                revision = interaction.card.get("revision", 1) + 1
-                card = build_card(session, interaction, caller, customer, lookup, revision)
-                card["routing"] = interaction.routing
-                interaction.card = card
-                session.commit()
-                notify = interaction.routing.get("notified", [])
-            _publish(notify, "card.update", card, interaction.provider_sid)
-
-    return publish_update
-
-
-def _wait_for_card(session: Session, interaction_id: int) -> Interaction | None:
-    """Return the interaction once the webhook has stored its first card."""
-    deadline = time.monotonic() + DUPLICATE_WAIT_S
-    while True:
-        interaction = session.get(Interaction, interaction_id, populate_existing=True)
-        if interaction is not None and interaction.card is not None:
-            return interaction
-        if time.monotonic() > deadline:
-            return None
-        session.rollback()
-        time.sleep(0.05)
 
 
 def _stored_twiml(session: Session, interaction: Interaction) -> str:
@@ -224,10 +212,8 @@ def _stored_twiml(session: Session, interaction: Interaction) -> str:
         session.expire(interaction)
         session.refresh(interaction)
     if interaction.twiml is None:
-        from webhooks import twiml
-
         log.warning("Call %s: first delivery still running, queueing the repeat", interaction.provider_sid)
-        return twiml.enqueue(current_app.config["QUEUE_NAME"])
+        return queueing.queue_twiml(get_numbers().settings_for(interaction.to_address).queue)
     return interaction.twiml
 
 
@@ -256,6 +242,9 @@ def apply_status(update: StatusUpdate) -> Interaction | None:
 
 
 def _apply_call_leg(interaction: Interaction, update: StatusUpdate) -> bool:
+    if interaction.status == VOICEMAIL:
+        return _apply_after_voicemail(interaction, update)
+
     rank = CALL_STATUS_RANK.get(update.status, 0)
     oldest = datetime.min.replace(tzinfo=timezone.utc)
     stored_ts = _aware(interaction.status_timestamp) or oldest
@@ -282,6 +271,20 @@ def _apply_call_leg(interaction: Interaction, update: StatusUpdate) -> bool:
     return True
 
 
+def _apply_after_voicemail(interaction: Interaction, update: StatusUpdate) -> bool:
+    """Keep the status `voicemail` and take the end time and duration of the final callback."""
+    if CALL_STATUS_RANK.get(update.status, 0) < CALL_STATUS_RANK["completed"]:
+        return False
+    changed = False
+    if update.timestamp is not None and interaction.ended_at != update.timestamp:
+        interaction.ended_at = update.timestamp
+        changed = True
+    if update.duration_seconds is not None and interaction.duration_seconds != update.duration_seconds:
+        interaction.duration_seconds = update.duration_seconds
+        changed = True
+    return changed
+
+
 def _keep_late_answer_time(interaction: Interaction, update: StatusUpdate) -> None:
     """Record the answer time of an `in-progress` callback that arrived after the end.
 
@@ -306,7 +309,9 @@ def _apply_agent_leg(interaction: Interaction, update: StatusUpdate) -> bool:
 def _after_status_change(session: Session, interaction: Interaction) -> None:
     """Tell the agent's console, free the agent when the call ends."""
     presence = Presence(current_app.extensions["callcard.redis"].client)
-    final = interaction.status in FINAL_CALL_STATUSES
+    final = interaction.status in FINAL_CALL_STATUSES or interaction.status == VOICEMAIL
+    if final:
+        _leave_waiting_list(session, interaction)
     if final and interaction.agent_id is not None:
         presence.release(interaction.agent_id, interaction.provider_sid)
         agent = session.get(Agent, interaction.agent_id)
@@ -318,37 +323,57 @@ def _after_status_change(session: Session, interaction: Interaction) -> None:
 
     event = "call.ended" if final else "call.status"
     notify = (interaction.routing or {}).get("notified", [])
-    _publish(notify, event, {"interaction": interaction_summary(interaction)}, interaction.provider_sid)
+    push.publish(notify, event, {"interaction": interaction_summary(interaction)}, interaction.provider_sid)
 
     if final:
         outbox.interaction_finished(session, interaction)
+    if final and interaction.agent_id is not None:
+        queueing.offer_next(session, interaction.agent_id)
 
 
 def requeue_unanswered(call_sid: str, dial_status: str) -> str:
-    """Free the agent who did not answer and put the caller in the queue."""
-    from webhooks import twiml
-
+    """Free the agent who did not answer and put the caller in the number's queue."""
     session = get_db().session()
     interaction = _by_sid(session, call_sid)
-    queue = current_app.config["QUEUE_NAME"]
     if interaction is None:
-        return twiml.enqueue(queue)
+        return queueing.queue_twiml(get_numbers().default.queue)
 
+    settings = get_numbers().settings_for(interaction.to_address)
     presence = Presence(current_app.extensions["callcard.redis"].client)
     if interaction.agent_id is not None:
         presence.release(interaction.agent_id, call_sid)
-    routing = dict(interaction.routing or {})
+    routing = {key: value for key, value in (interaction.routing or {}).items() if key not in REQUEUE_CLEARS}
+    queueing.forget_acceptance(call_sid)
+    priority = routing.get("priority") or "normal"
     routing["unanswered"] = {"agent_id": interaction.agent_id, "dial_status": dial_status}
-    routing["rule"] = "queue"
-    routing["queue"] = queue
+    routing["rule"] = QUEUE
+    routing["agent_id"] = None
+    routing["queue"] = queue_name(settings, priority)
+    routing["team"] = settings.team
+    routing["enqueued_at"] = utcnow().isoformat()
+    notify = eligible_agents(session, presence, settings.team)
+    routing["notified"] = sorted(set(routing.get("notified") or []) | set(notify))
     interaction.routing = routing
     interaction.agent_id = None
     session.commit()
 
-    notify = team_agents(session, presence)
+    queueing.add_waiting(settings.team, call_sid, priority)
     if interaction.card:
-        _publish(notify, "card", {**interaction.card, "routing": routing}, call_sid)
-    return twiml.enqueue(queue)
+        push.publish(notify, "card", {**interaction.card, "routing": routing}, call_sid)
+    return queueing.queue_twiml(routing["queue"])
+
+
+def _leave_waiting_list(session: Session, interaction: Interaction) -> None:
+    """Take an ended call off its team's waiting list and record how long its caller waited."""
+    routing = interaction.routing or {}
+    if routing.get("rule") != QUEUE:
+        return
+    queueing.remove_waiting(routing.get("team"), interaction.provider_sid)
+    if "waited_s" not in routing and routing.get("enqueued_at"):
+        ended = interaction.ended_at or utcnow()
+        waited = (_aware(ended) - datetime.fromisoformat(routing["enqueued_at"])).total_seconds()
+        interaction.routing = {**routing, "waited_s": max(int(round(waited)), 0)}
+        session.commit()
 
 
 def parse_timestamp(value: str | None) -> datetime | None:

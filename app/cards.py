@@ -56,6 +56,7 @@ def interaction_summary(interaction: Interaction, sync: list[OutboxEntry] | None
         "notes": interaction.notes,
         "disposition": interaction.disposition,
         "recording_url": interaction.recording_url,
+        "transcription": interaction.transcription,
         "conversation_id": interaction.conversation_id,
         "routing": interaction.routing or {},
         "sync": [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from app import i18n
+from app import i18n, screen_pop
 from app.api import dispositions
 from app.auth import current_agent, login_required, stream_token
 from app.streams import get_streams
@@ -27,6 +27,7 @@ def index():
         presences=[(code, i18n.label(i18n.PRESENCE_LABELS, code)) for code in ("available", "away")],
         languages=i18n.LANGUAGE_LABELS,
         labels=_console_labels(),
+        screen_pop_systems=screen_pop.systems_for(agent),
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timezone
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from app.db import is_sqlite_lock_error
 from app.models import Conversation, Customer, Identity, Interaction
 from integrations.base import Caller, Match
 
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # Display rank per record type. A Zendesk end user is a person, as a contact is, so
 # it ranks with contacts; any other type comes after accounts.
+MERGE_ATTEMPTS = 5
 RECORD_TYPE_ORDER = {"contact": 0, "end-user": 0, "lead": 1, "account": 2}
 OTHER_RECORD_RANK = 3
 
@@ -60,7 +63,7 @@ def resolve_customer(session: Session, caller: Caller, matches: list[Match]) -> 
     if not keys:
         return None
 
-    for attempt in range(3):
+    for attempt in range(MERGE_ATTEMPTS):
         try:
             with session.begin_nested():
                 customer = _merge_into_one(session, keys, matches)
@@ -69,7 +72,15 @@ def resolve_customer(session: Session, caller: Caller, matches: list[Match]) -> 
         except IntegrityError:
             # Another process recorded one of these identities first; read it and retry.
             log.info("Identity recorded concurrently, retrying merge (attempt %d)", attempt + 1)
-    raise RuntimeError("could not record the customer's identities after 3 attempts")
+        except OperationalError as error:
+            if not is_sqlite_lock_error(error):
+                raise
+            # SQLite refuses to turn this read transaction into a write once another
+            # process has written; start a new transaction and read again.
+            log.info("Database busy, retrying merge (attempt %d)", attempt + 1)
+            session.rollback()
+            time.sleep(0.05 * (attempt + 1))
+    raise RuntimeError(f"could not record the customer's identities after {MERGE_ATTEMPTS} attempts")
 
 
 def _merge_into_one(session: Session, keys, matches: list[Match]) -> Customer:

@@ -112,6 +112,11 @@ class Database:
             return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def is_sqlite_lock_error(error: Exception) -> bool:
+    """Tell whether `error` is SQLite's "database is locked", which a new transaction may avoid."""
+    return "database is locked" in str(getattr(error, "orig", error))
+
+
 def get_db() -> Database:
     return current_app.extensions["callcard.db"]
 

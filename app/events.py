@@ -9,6 +9,7 @@ import uuid
 from flask import Blueprint, Response, abort, current_app, request, stream_with_context
 
 from app.auth import agent_from_stream_token, current_agent
+from app.db import get_db
 from app.presence import Presence
 from app.streams import STREAM_ID_PATTERN, get_streams
 
@@ -70,6 +71,9 @@ def agent_events():
     connection_id = uuid.uuid4().hex
     if after_id == "$":
         after_id = streams.latest_id(agent_id)
+    # The stream lasts for hours: end the request's database transaction now, so
+    # it holds no connection and, on SQLite, no read snapshot meanwhile.
+    get_db().session.remove()
 
     def generate():
         last_id = after_id

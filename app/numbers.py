@@ -42,6 +42,10 @@ class NumberSettings:
     transcribe: bool = False
     messages: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
+    def is_vip(self, tier: str | None) -> bool:
+        """Tell whether a customer of `tier` gets VIP priority on this number; tiers ignore case."""
+        return bool(tier) and tier.casefold() in self.vip_tiers
+
     def message(self, name: str, language: str | None = None) -> str | None:
         """Return the configured text of message `name` in `language`, if any."""
         texts = self.messages.get(name) or {}
@@ -84,7 +88,10 @@ def _entry(data: Any, where: str, base: NumberSettings, region: str) -> NumberSe
             values[name] = data[name]
 
     if "vip_tiers" in data:
-        values["vip_tiers"] = frozenset(str(tier) for tier in data["vip_tiers"] or [])
+        tiers = data["vip_tiers"]
+        if not isinstance(tiers, list) or not all(isinstance(tier, str) and tier for tier in tiers):
+            raise NumbersFileError(f"{where}.vip_tiers must be a list of tier names, e.g. [\"Gold\"]")
+        values["vip_tiers"] = frozenset(tier.casefold() for tier in tiers)
 
     if "hours" in data:
         try:
@@ -117,6 +124,15 @@ def load_numbers(path: str | None, region: str) -> tuple[NumberSettings, dict[st
 
     if not isinstance(data, dict):
         raise NumbersFileError(f"NUMBERS_FILE {path}: the top level must be an object")
+    try:
+        default, numbers = _parse_numbers(data, default, region)
+    except NumbersFileError as error:
+        raise NumbersFileError(f"NUMBERS_FILE {path}: {error}") from None
+    log.info("Loaded settings for %d dialled number(s) from %s", len(numbers), path)
+    return default, numbers
+
+
+def _parse_numbers(data: dict, default: NumberSettings, region: str) -> tuple[NumberSettings, dict[str, NumberSettings]]:
     default = _entry(data.get("default", {}), "default", default, region)
 
     numbers = {}
@@ -125,7 +141,6 @@ def load_numbers(path: str | None, region: str) -> tuple[NumberSettings, dict[st
         if e164 is None:
             raise NumbersFileError(f"numbers: {raw!r} is not a valid phone number")
         numbers[e164] = dataclasses.replace(_entry(entry, f"numbers[{raw}]", default, region), number=e164)
-    log.info("Loaded settings for %d dialled number(s) from %s", len(numbers), path)
     return default, numbers
 
 
@@ -151,3 +166,21 @@ class NumberDirectory:
         _, bare = split_channel(dialled or "")
         e164 = to_e164(bare, self.region) if bare else None
         return self.numbers.get(e164, self.default) if e164 else self.default
+
+
+def init_app(app) -> NumberDirectory:
+    """Load `NUMBERS_FILE` once into `app.extensions["callcard.numbers"]`.
+
+    Raises:
+        NumbersFileError: the file is missing or invalid; the message names the file and the field.
+    """
+    directory = NumberDirectory.from_config(app.config)
+    app.extensions["callcard.numbers"] = directory
+    return directory
+
+
+def get_numbers() -> NumberDirectory:
+    """Return the number settings of the current application."""
+    from flask import current_app
+
+    return current_app.extensions["callcard.numbers"]

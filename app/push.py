@@ -6,11 +6,12 @@ import logging
 import time
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.cards import build_card
 from app.customers import resolve_customer
-from app.db import get_db
+from app.db import get_db, is_sqlite_lock_error
 from app.lookup import LateCallback, LookupResult
 from app.models import Interaction
 from app.streams import get_streams
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # How long a late connector result waits for the webhook to store the first card.
 FIRST_CARD_WAIT_S = 5.0
+UPDATE_ATTEMPTS = 5
 
 
 def publish(agent_ids: list[int], event: str, data: dict, sid: str) -> None:
@@ -46,6 +48,16 @@ def late_update(app: Flask, interaction_id: int, caller: Caller) -> LateCallback
     """
 
     def publish_update(lookup: LookupResult) -> None:
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                return _store_and_publish(lookup)
+            except OperationalError as error:
+                if not is_sqlite_lock_error(error) or attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                log.info("Interaction %s: database busy, retrying the card update", interaction_id)
+                time.sleep(0.05 * (attempt + 1))
+
+    def _store_and_publish(lookup: LookupResult) -> None:
         with app.app_context():
             with get_db().new_session() as session:
                 interaction = _wait_for_card(session, interaction_id)

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.models import Agent, Interaction
+from app.numbers import NumberSettings
 from app.presence import Presence
 
 log = logging.getLogger(__name__)
 
-LAST_AGENT_DAYS = 30
 # Candidates checked against Redis presence per round trip.
 PRESENCE_BATCH = 50
 
@@ -23,26 +23,37 @@ OWNER = "owner"
 LAST_AGENT = "last_agent"
 LONGEST_IDLE = "longest_idle"
 QUEUE = "queue"
+CLOSED = "closed"
+
+NORMAL = "normal"
+VIP = "vip"
 
 
 @dataclasses.dataclass
 class RoutingDecision:
-    """Whom to connect the call to, and whom to show the card.
+    """Whom to connect the call to, whom to show the card, and why.
 
     `agent` is the agent offered the call, or None when the call waits in `queue`;
-    `notify` lists every agent whose console receives the card.
+    `notify` lists every agent whose console receives the card; `candidates` lists
+    each rule tried in order with the agent it found and the outcome.
     """
 
     rule: str
     agent: Agent | None
     notify: list[int]
     queue: str | None = None
+    team: str | None = None
+    priority: str = NORMAL
+    candidates: list[dict] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "rule": self.rule,
             "agent_id": self.agent.id if self.agent else None,
             "queue": self.queue,
+            "team": self.team,
+            "priority": self.priority,
+            "candidates": self.candidates,
             "notified": self.notify,
         }
 
@@ -52,32 +63,62 @@ def choose_agent(
     presence: Presence,
     card: dict,
     call_sid: str,
-    queue: str,
+    settings: NumberSettings,
     offer_ttl_s: int,
-    team: str | None = None,
-    last_agent_days: int = LAST_AGENT_DAYS,
 ) -> RoutingDecision:
-    """Pick the owner, else the last agent, else the longest-idle agent, else the queue.
+    """Try the number's rules in their configured order, else queue the call.
 
-    Only available agents with an open console are offered the call. The chosen
-    agent is reserved in Redis for this call, so two calls arriving at once are
-    never offered to the same agent.
+    `owner` is the customer's CRM owner and `last_agent` the agent who last answered
+    this customer within `last_agent_days`, each when they are an available agent
+    with an open console, whatever their team. `longest_idle` is the free agent of
+    the number's team whose last call ended longest ago. The chosen agent is
+    reserved in Redis for this call, so two calls arriving at once are never
+    offered to the same agent. A queued call's card goes to every eligible agent of
+    the team, and a customer whose tier is in `vip_tiers` waits in the VIP queue.
     """
-    owner = _owner_agent(session, card, team)
-    if owner and _is_free(presence, owner) and presence.offer(owner.id, call_sid, offer_ttl_s):
-        return RoutingDecision(OWNER, owner, [owner.id])
+    priority = VIP if settings.is_vip((card.get("customer") or {}).get("tier")) else NORMAL
+    candidates: list[dict] = []
 
-    last = _last_agent(session, card, team, last_agent_days)
-    if last and _is_free(presence, last) and presence.offer(last.id, call_sid, offer_ttl_s):
-        return RoutingDecision(LAST_AGENT, last, [last.id])
+    for rule in settings.rules:
+        agent = _try_rule(rule, session, presence, card, call_sid, settings, offer_ttl_s, candidates)
+        if agent is not None:
+            return RoutingDecision(rule, agent, [agent.id], team=settings.team, priority=priority, candidates=candidates)
 
-    for agent_id in _online_by_idle_time(session, presence, team):
-        if presence.offer(agent_id, call_sid, offer_ttl_s):
-            agent = session.get(Agent, agent_id)
-            return RoutingDecision(LONGEST_IDLE, agent, [agent_id])
+    queue = queue_name(settings, priority)
+    everyone = eligible_agents(session, presence, settings.team)
+    return RoutingDecision(QUEUE, None, everyone, queue=queue, team=settings.team, priority=priority, candidates=candidates)
 
-    everyone = team_agents(session, presence, team)
-    return RoutingDecision(QUEUE, None, everyone, queue=queue)
+
+def queue_name(settings: NumberSettings, priority: str) -> str:
+    """Return the Twilio queue of the number for `priority`: VIP callers wait in `<queue>-vip`."""
+    return f"{settings.queue}-vip" if priority == VIP else settings.queue
+
+
+def _try_rule(rule, session, presence, card, call_sid, settings, offer_ttl_s, candidates) -> Agent | None:
+    """Apply one rule; append what it found to `candidates` and return the reserved agent, if any."""
+    if rule == LONGEST_IDLE:
+        for agent_id in _online_by_idle_time(session, presence, settings.team):
+            if presence.offer(agent_id, call_sid, offer_ttl_s):
+                candidates.append({"rule": rule, "agent_id": agent_id, "outcome": "offered"})
+                return session.get(Agent, agent_id)
+        candidates.append({"rule": rule, "agent_id": None, "outcome": "nobody free"})
+        return None
+
+    if rule == OWNER:
+        agent = _owner_agent(session, card)
+    else:
+        agent = _last_agent(session, card, settings.last_agent_days)
+    if agent is None:
+        candidates.append({"rule": rule, "agent_id": None, "outcome": "no agent"})
+        return None
+    if not _is_free(presence, agent):
+        candidates.append({"rule": rule, "agent_id": agent.id, "outcome": "offline"})
+        return None
+    if not presence.offer(agent.id, call_sid, offer_ttl_s):
+        candidates.append({"rule": rule, "agent_id": agent.id, "outcome": "busy"})
+        return None
+    candidates.append({"rule": rule, "agent_id": agent.id, "outcome": "offered"})
+    return agent
 
 
 def _available(team: str | None):
@@ -89,7 +130,7 @@ def _is_free(presence: Presence, agent: Agent) -> bool:
     return presence.is_online(agent.id)
 
 
-def _owner_agent(session: Session, card: dict, team: str | None) -> Agent | None:
+def _owner_agent(session: Session, card: dict) -> Agent | None:
     emails = [
         (match.get("owner_email") or "").lower()
         for match in card.get("matches", [])
@@ -97,12 +138,12 @@ def _owner_agent(session: Session, card: dict, team: str | None) -> Agent | None
     ]
     if not emails:
         return None
-    query = _available(team).where(sa.func.lower(Agent.email).in_(emails))
+    query = _available(None).where(sa.func.lower(Agent.email).in_(emails))
     by_email = {agent.email.lower(): agent for agent in session.scalars(query)}
     return next((by_email[email] for email in emails if email in by_email), None)
 
 
-def _last_agent(session: Session, card: dict, team: str | None, days: int) -> Agent | None:
+def _last_agent(session: Session, card: dict, days: int) -> Agent | None:
     customer_id = card.get("customer", {}).get("id")
     if customer_id is None:
         return None
@@ -120,7 +161,7 @@ def _last_agent(session: Session, card: dict, team: str | None, days: int) -> Ag
     )
     if agent_id is None:
         return None
-    return session.scalar(_available(team).where(Agent.id == agent_id))
+    return session.scalar(_available(None).where(Agent.id == agent_id))
 
 
 def _online_by_idle_time(session: Session, presence: Presence, team: str | None) -> Iterator[int]:
@@ -147,6 +188,15 @@ def team_agents(session: Session, presence: Presence, team: str | None = None) -
     if team:
         query = query.where(Agent.team == team)
     agent_ids = list(session.scalars(query))
+    online: set[int] = set()
+    for start in range(0, len(agent_ids), PRESENCE_BATCH * 10):
+        online |= presence.online(agent_ids[start : start + PRESENCE_BATCH * 10])
+    return [agent_id for agent_id in agent_ids if agent_id in online]
+
+
+def eligible_agents(session: Session, presence: Presence, team: str) -> list[int]:
+    """Return the ids of the available agents of `team` with a console open: who may accept a queued call."""
+    agent_ids = list(session.scalars(sa.select(Agent.id).where(Agent.presence == "available", Agent.team == team)))
     online: set[int] = set()
     for start in range(0, len(agent_ids), PRESENCE_BATCH * 10):
         online |= presence.online(agent_ids[start : start + PRESENCE_BATCH * 10])

@@ -201,7 +201,11 @@ class Connector(abc.ABC):
         raise NotImplementedError(f"connector {self.name!r} does not log interactions")
 
     def screen_pop(self, agent: Mapping[str, Any], match: Match) -> None:
-        """Open `match` in the agent's own tool, where the system supports it."""
+        """Open `match` in the agent's own tool, where the system supports it.
+
+        `agent` carries `id`, `name`, `email` and `crm_user_ids`. When the agent picked
+        one of the match's open items, `match.extra["open_item_id"]` is its id.
+        """
         raise NotImplementedError(f"connector {self.name!r} has no screen pop")
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ import requests
 
 from app.phone import mask, national_digits, to_e164
 from integrations import _writeback as writeback
+from integrations._http import DeadlineSession
 from integrations.base import (
     LOG_CALL,
     LOG_MESSAGE,
@@ -283,43 +284,6 @@ class SalesforceSettings:
 
 
 _SHARED_LOGIN_HOSTS = ("https://login.salesforce.com", "https://test.salesforce.com")
-
-
-class DeadlineSession(requests.Session):
-    """A requests session that bounds each request by the current thread's deadline.
-
-    simple-salesforce has no timeout setting, but it sends every request, sign-in
-    included, through the session it is given.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._local = threading.local()
-
-    @contextlib.contextmanager
-    def deadline(self, seconds: float) -> Iterator[None]:
-        """Bound the requests this thread makes inside the block to `seconds` in all."""
-        previous = getattr(self._local, "deadline", None)
-        self._local.deadline = time.monotonic() + seconds
-        try:
-            yield
-        finally:
-            self._local.deadline = previous
-
-    def time_left(self) -> float | None:
-        """Seconds left before the current deadline, or None outside a deadline."""
-        deadline = getattr(self._local, "deadline", None)
-        return None if deadline is None else deadline - time.monotonic()
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
-        left = self.time_left()
-        if left is None:
-            kwargs.setdefault("timeout", DEFAULT_REQUEST_TIMEOUT_S)
-        elif left <= 0:
-            raise requests.Timeout(f"the deadline passed before a {method} request")
-        else:
-            kwargs["timeout"] = left
-        return super().request(method, url, *args, **kwargs)
 
 
 class SignIn:
@@ -904,7 +868,9 @@ class SalesforceConnector(Connector):
 
     def _related_ids(self, interaction: Mapping[str, Any], match: Match | None, attempt: dict[str, bool]) -> dict[str, Any]:
         """Return WhoId and WhatId: the matched record, a new Lead, or nothing for a withheld caller."""
-        picked = (interaction.get("chosen_match") or {}).get("open_item_id")
+        chosen = interaction.get("chosen_match") or {}
+        # An open item picked under another system's record is not a Salesforce id.
+        picked = chosen.get("open_item_id") if chosen.get("system") == self.name else None
         if match is not None and match.record_type in ("Contact", "Lead"):
             what = None
             if match.record_type == "Contact":

@@ -12,7 +12,6 @@ import hashlib
 import itertools
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ import requests
 
 from app.phone import mask, national_digits, to_e164
 from integrations import _writeback as writeback
+from integrations._http import DeadlineSession
 from integrations.base import (
     LOG_CALL,
     LOG_MESSAGE,
@@ -59,13 +59,15 @@ MIN_CLIENT_VERSION = (2, 0, 57)
 
 # Timeout of requests made outside a lookup, such as write-back jobs.
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+# Timeout of a screen pop, which an agent waits for in the console.
+SCREEN_POP_TIMEOUT_S = 5.0
 # Ticket `via_id` values of the Talk Partner Edition voice ticket endpoint.
 VIA_VOICEMAIL = 44
 VIA_INBOUND_CALL = 45
 VIA_OUTBOUND_CALL = 46
 # Tag set on a ticket once its Talk Partner Edition call record exists.
 CALL_RECORD_TAG = "callcard_call_record"
-# Comments read when checking whether a ticket already holds a comment.
+# Maximum number of comments read when checking a ticket for a reference line.
 MAX_COMMENTS_SCANNED = 1000
 UNSOLVED_STATUSES = frozenset({"new", "open", "pending", "hold"})
 # Search hits checked per lookup. A number shared by more people than this is not
@@ -207,40 +209,18 @@ def _whole_number(name: str, value: str | None) -> int | None:
 
 
 class RecordMissing(ConnectorError):
-    """Zendesk answered 404: the ticket, user or agent does not exist."""
+    """Zendesk returned 404: the ticket, user or agent does not exist."""
 
 
-class ZendeskSession(requests.Session):
-    """A requests session that bounds each request by the thread's deadline and raises on 429.
+class ZendeskSession(DeadlineSession):
+    """A deadline-bounded session that raises RateLimited on a 429.
 
     zenpy 2.0.57 handles a 429 by sleeping for Retry-After and trying again inside
     the call. This session raises RateLimited before zenpy sees the reply, so no
     lookup or job ever sleeps there.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._local = threading.local()
-
-    @contextlib.contextmanager
-    def deadline(self, seconds: float) -> Iterator[None]:
-        """Bound the requests this thread makes inside the block to `seconds` in all."""
-        previous = getattr(self._local, "deadline", None)
-        self._local.deadline = time.monotonic() + seconds
-        try:
-            yield
-        finally:
-            self._local.deadline = previous
-
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
-        deadline = getattr(self._local, "deadline", None)
-        if deadline is None:
-            kwargs["timeout"] = kwargs.get("timeout") or DEFAULT_REQUEST_TIMEOUT_S
-        elif deadline - time.monotonic() <= 0:
-            raise requests.Timeout(f"the deadline passed before a {method} request")
-        else:
-            kwargs["timeout"] = deadline - time.monotonic()
-
         response = super().request(method, url, *args, **kwargs)
         if response.status_code == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -462,13 +442,14 @@ class ZendeskConnector(Connector):
         agent_id = (agent.get("crm_user_ids") or {}).get(self.name)
         if not agent_id:
             raise ConnectorError(f"agent {agent.get('id')} has no Zendesk agent id mapped, so no screen pop is possible")
-        ticket_id = match.extra.get("ticket_id") or (match.external_id if match.record_type == "ticket" else None)
+        ticket_id = (match.extra.get("open_item_id") or match.extra.get("ticket_id")
+                     or (match.external_id if match.record_type == "ticket" else None))
         if ticket_id:
             path = f"channels/voice/agents/{int(agent_id)}/tickets/{int(ticket_id)}/display.json"
         else:
             path = f"channels/voice/agents/{int(agent_id)}/users/{int(match.external_id)}/display.json"
 
-        with self._deadline(self.settings.log_timeout_s):
+        with self._deadline(SCREEN_POP_TIMEOUT_S):
             try:
                 self._api("POST", path, body="")
             except RecordMissing as error:
@@ -480,7 +461,7 @@ class ZendeskConnector(Connector):
     def _log_call(self, interaction: Mapping[str, Any], match: Match | None) -> ExternalReference:
         external_id = f"callcard-{interaction['id']}"
         ticket = self._ticket_by_external_id(external_id)
-        if ticket is None and self.settings.log_to_open_ticket:
+        if ticket is None and (self.settings.log_to_open_ticket or _picked_ticket(interaction)):
             open_ticket = self._open_ticket(interaction, match)
             if open_ticket is not None:
                 self._add_comment_once(open_ticket, self._call_note(interaction), interaction, public=False)
@@ -549,9 +530,9 @@ class ZendeskConnector(Connector):
     def _create_call_record(self, interaction: Mapping[str, Any], ticket: dict[str, Any], external_id: str) -> None:
         """Create the Talk Partner Edition call record of a ticket, then tag the ticket.
 
-        NOTE: the tag marks the record as created; a request that times out after
-        Zendesk stored the call record and before the tag was set leaves a second
-        call record (never a second ticket) after the retry.
+        NOTE: the tag is the only mark that the record exists. When a request times
+        out after Zendesk stored the call record but before the tag was set, the
+        retry adds a second call record, though never a second ticket.
         """
         started = writeback.started_at(interaction)
         call: dict[str, Any] = {
@@ -699,3 +680,9 @@ def _comment_kind(interaction: Mapping[str, Any]) -> str:
     # A note changes with the agent's notes, so its marker must change with them too.
     notes = f"{interaction.get('notes')}|{interaction.get('disposition')}"
     return f"call-{hashlib.sha256(notes.encode()).hexdigest()[:8]}"
+
+
+def _picked_ticket(interaction: Mapping[str, Any]) -> bool:
+    """Tell whether the agent picked a Zendesk ticket for this call; the pick wins over a new ticket."""
+    chosen = interaction.get("chosen_match") or {}
+    return chosen.get("system") == "zendesk" and bool(chosen.get("open_item_id"))

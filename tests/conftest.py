@@ -33,7 +33,7 @@ def load_fixture(relative: str):
 def real_database_url() -> str | None:
     url = os.environ.get("DATABASE_URL")
     if url and "test" not in urlsplit(url).path:
-        pytest.exit(f"DATABASE_URL must name a database whose name contains 'test'; the tests empty it", 2)
+        pytest.exit("DATABASE_URL must name a database whose name contains 'test'; the tests empty it", 2)
     return url
 
 

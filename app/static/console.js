@@ -14,6 +14,11 @@
   var presenceState = document.getElementById("presence-state");
   var languageSelect = document.getElementById("language");
   var lastEventId = root.dataset.lastEventId;
+  // Systems where this agent can screen-pop, each name mapped to its display name.
+  var screenPopSystems = JSON.parse(root.dataset.screenPopSystems || "{}");
+  var agentId = Number(root.dataset.agentId);
+  // Call statuses after which a queued call can no longer be accepted (final statuses of app.calls, and voicemail).
+  var ENDED_STATUSES = ["completed", "busy", "no-answer", "failed", "canceled", "voicemail"];
   var source = null;
   var audio = null;
 
@@ -50,7 +55,15 @@
       options.body = JSON.stringify(body);
     }
     return fetch(url, options).then(function (response) {
-      if (!response.ok) throw new Error(method + " " + url + " returned " + response.status);
+      if (!response.ok) {
+        // Error responses carry {"error": ..., "message": ...}, and the console shows that message to the agent.
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          var error = new Error(method + " " + url + " returned " + response.status);
+          error.status = response.status;
+          error.responseMessage = (body && body.message) || "";
+          throw error;
+        });
+      }
       return response.json();
     });
   }
@@ -116,6 +129,7 @@
       control.id = field + "-" + id;
       fieldLabel.htmlFor = control.id;
     });
+    bindAccept(node, id);
     bindWrapUp(node, id);
     bindReply(node, card);
     return { node: node, created: true };
@@ -140,6 +154,8 @@
     node.querySelector(".card-owner").textContent = customer.owner || "—";
     renderJourney(node, card.journey);
     renderConflicts(node, customer.conflicts || []);
+    // The pushed card's `routing` is newer than the one in its interaction summary, built before routing.
+    renderAccept(node, card.interaction, card.routing || card.interaction.routing);
     renderMessage(node, card.message);
     renderSystems(node, card.systems || {});
     renderMatches(node, card);
@@ -217,14 +233,66 @@
       radio.id = "match-" + card.interaction.id + "-" + index;
       radio.value = key;
       radio.checked = key === selected;
-      radio.addEventListener("change", function () { chooseMatch(node, card.interaction.id, match); });
+      radio.addEventListener("change", function () { chooseMatch(node, card.interaction.id, match, null); });
       var text = element("label", null, match.display_name + " — " + systemName(match.system) + " " + (match.record_type || ""));
       text.htmlFor = radio.id;
+      text.id = radio.id + "-label";
       row.appendChild(radio);
       row.appendChild(text);
       if (match.company) row.appendChild(element("span", "muted", match.company));
       if (match.url) row.appendChild(link(match.url, format(strings.open_in, { system: systemName(match.system) })));
+      if (screenPopSystems[match.system]) row.appendChild(screenPopButton(node, card.interaction.id, match, text.id));
+      if ((match.open_items || []).length) row.appendChild(openItemChoice(node, card.interaction.id, match, radio.id));
       list.appendChild(row);
+    });
+    showOpenItemChoice(node);
+  }
+
+  function screenPopButton(node, interactionId, match, labelId) {
+    var button = element("button", "screen-pop", format(strings.show_in, { system: screenPopSystems[match.system] }));
+    button.type = "button";
+    button.dataset.system = match.system;
+    button.dataset.externalId = match.external_id;
+    button.setAttribute("aria-describedby", labelId);
+    button.addEventListener("click", function () { screenPop(node, interactionId, match, button); });
+    return button;
+  }
+
+  // The cases or tickets of one record, shown while that record is the selected one.
+  function openItemChoice(node, interactionId, match, matchId) {
+    var key = match.system + "/" + match.external_id;
+    var fieldset = element("fieldset", "open-item-choice");
+    fieldset.dataset.match = key;
+    fieldset.appendChild(element("legend", null, strings.open_item_legend));
+    var options = [{ id: "", text: strings.open_item_none }].concat(match.open_items.map(function (item) {
+      var facts = [item.status || item.stage, item.priority].filter(Boolean).join(" · ");
+      return { id: String(item.id), text: (item.number ? "#" + item.number + " " : "") + item.subject + (facts ? " — " + facts : "") };
+    }));
+    options.forEach(function (option, index) {
+      var row = element("div", "open-item-option");
+      var radio = element("input");
+      radio.type = "radio";
+      radio.name = matchId + "-open-item";
+      radio.id = matchId + "-open-item-" + index;
+      radio.value = option.id;
+      radio.addEventListener("change", function () { chooseMatch(node, interactionId, match, option.id || null); });
+      var text = element("label", null, option.text);
+      text.htmlFor = radio.id;
+      row.appendChild(radio);
+      row.appendChild(text);
+      fieldset.appendChild(row);
+    });
+    return fieldset;
+  }
+
+  function showOpenItemChoice(node) {
+    var selected = node.dataset.selectedMatch || "";
+    var picked = node.dataset.selectedOpenItem || "";
+    node.querySelectorAll(".open-item-choice").forEach(function (fieldset) {
+      fieldset.hidden = fieldset.dataset.match !== selected;
+      fieldset.querySelectorAll("input").forEach(function (radio) {
+        radio.checked = !fieldset.hidden && radio.value === picked;
+      });
     });
   }
 
@@ -268,9 +336,22 @@
       item.appendChild(element("p", "muted", facts.join(" · ")));
       if (entry.body) item.appendChild(element("p", "timeline-body", entry.body));
       if (entry.notes) item.appendChild(element("p", "timeline-notes", format(strings.notes_line, { notes: entry.notes })));
+      renderVoicemail(item, entry);
       renderSync(item, display.sync || []);
       list.appendChild(item);
     });
+  }
+
+  function renderVoicemail(item, entry) {
+    var voicemail = (entry.routing || {}).voicemail || {};
+    if (voicemail.recording_link) {
+      var line = element("p", "timeline-voicemail");
+      line.appendChild(link(voicemail.recording_link, strings.listen_voicemail));
+      item.appendChild(line);
+    }
+    if (entry.transcription) {
+      item.appendChild(element("p", "timeline-transcription", format(strings.transcription, { text: entry.transcription })));
+    }
   }
 
   function renderSync(item, syncs) {
@@ -290,6 +371,7 @@
       node.querySelector(".card-number").textContent = data.caller_display || "—";
       renderTimeline(node, data.timeline, interactionId);
       node.dataset.timelineLoaded = "1";
+      renderAccept(node, data.interaction, data.interaction.routing);
       fillWrapUp(node, data.interaction);
       selectMatch(node, data.selected_match, !data.chosen_match && data.selected_match);
     }).catch(function () { /* the card stays as pushed; the next event retries */ });
@@ -308,21 +390,106 @@
     if (!choice) return;
     var key = choice.system + "/" + choice.external_id;
     node.dataset.selectedMatch = key;
-    node.querySelectorAll(".match input").forEach(function (radio) { radio.checked = radio.value === key; });
+    node.dataset.selectedOpenItem = choice.open_item_id || "";
+    node.querySelectorAll(".match > input").forEach(function (radio) { radio.checked = radio.value === key; });
+    showOpenItemChoice(node);
     if (remembered) node.querySelector(".match-state").textContent = strings.choice_remembered;
+  }
+
+  // A queued call offers "Accept call" until an agent accepts it, the caller leaves the queue or the call ends.
+  function renderAccept(node, interaction, routing) {
+    var section = node.querySelector(".card-accept");
+    routing = routing || {};
+    section.hidden = interaction.channel !== "voice" || routing.rule !== "queue";
+    if (section.hidden) return;
+
+    var button = section.querySelector(".accept");
+    var state = section.querySelector(".accept-state");
+    var accepted = routing.accepted;
+    var waiting = !accepted && !routing.queue_result && ENDED_STATUSES.indexOf(interaction.status) === -1;
+    // A call put back in the queue (its agent did not answer) may be accepted again, so drop the old error.
+    if (waiting && button.hidden) section.querySelector(".accept-error").textContent = "";
+    button.hidden = !waiting;
+    if (node.dataset.accepting) return;
+    if (accepted) {
+      state.textContent = accepted.agent_id === agentId ? strings.accepted_by_you : strings.accepted_by_other;
+    } else {
+      state.textContent = "";
+    }
   }
 
   // ---- agent actions ------------------------------------------------------
 
-  function chooseMatch(node, interactionId, match) {
+  function bindAccept(node, interactionId) {
+    var button = node.querySelector(".accept");
+    var state = node.querySelector(".accept-state");
+    var error = node.querySelector(".accept-error");
+    button.setAttribute("aria-describedby", "card-name-" + interactionId);
+    button.addEventListener("click", function () {
+      if (node.dataset.accepting) return;
+      node.dataset.accepting = "1";
+      button.disabled = true;
+      error.textContent = "";
+      state.textContent = strings.accepting;
+      api("POST", "/api/calls/" + interactionId + "/accept", {})
+        .then(function (data) {
+          delete node.dataset.accepting;
+          renderAccept(node, data.interaction, data.routing);
+        })
+        .catch(function (failure) {
+          delete node.dataset.accepting;
+          state.textContent = "";
+          error.textContent = failure.responseMessage
+            ? format(strings.accept_failed, { message: failure.responseMessage })
+            : strings.accept_failed_unknown;
+          // After a 409, the reloaded interaction shows whether the call was taken or has ended, in place of the button.
+          loadDetails(node, interactionId);
+        })
+        .then(function () {
+          button.disabled = false;
+          // Disabling the button moved the keyboard focus off it, so give the focus back.
+          if (document.activeElement === document.body || document.activeElement === null) {
+            if (button.hidden) node.focus(); else button.focus();
+          }
+        });
+    });
+  }
+
+  function chooseMatch(node, interactionId, match, openItemId) {
     var state = node.querySelector(".match-state");
+    // Only the reply to the latest choice updates the card, so a slow earlier reply cannot undo it.
+    var request = String(Number(node.dataset.matchRequest || 0) + 1);
+    node.dataset.matchRequest = request;
     api("POST", "/api/interactions/" + interactionId + "/match",
-        { system: match.system, external_id: match.external_id })
+        { system: match.system, external_id: match.external_id, open_item_id: openItemId })
       .then(function (data) {
+        if (node.dataset.matchRequest !== request) return;
         selectMatch(node, data.chosen_match, false);
         state.textContent = strings.choice_saved;
       })
-      .catch(function () { state.textContent = strings.choice_failed; });
+      .catch(function () {
+        if (node.dataset.matchRequest === request) state.textContent = strings.choice_failed;
+      });
+  }
+
+  // Open the record in the agent's CRM tab, or the picked case or ticket when it belongs to this record.
+  function screenPop(node, interactionId, match, button) {
+    var state = node.querySelector(".match-state");
+    var system = screenPopSystems[match.system];
+    var key = match.system + "/" + match.external_id;
+    var picked = node.dataset.selectedMatch === key ? node.dataset.selectedOpenItem || null : null;
+    // aria-busy rather than disabled, because some browsers move the keyboard focus off a disabled button.
+    if (button.getAttribute("aria-busy") === "true") return;
+    button.setAttribute("aria-busy", "true");
+    state.textContent = format(strings.showing_in, { system: system });
+    api("POST", "/api/interactions/" + interactionId + "/screen-pop",
+        { system: match.system, external_id: match.external_id, open_item_id: picked })
+      .then(function () { state.textContent = format(strings.shown_in, { system: system }); })
+      .catch(function (error) {
+        var text = error.status === 409 ? strings.show_unmapped : strings.show_failed;
+        state.textContent = format(text, { system: system });
+      })
+      .then(function () { button.removeAttribute("aria-busy"); });
   }
 
   function bindWrapUp(node, interactionId) {
@@ -370,6 +537,7 @@
     var node = cards.querySelector('[data-interaction="' + data.interaction.id + '"]');
     if (!node) return;
     node.querySelector(".card-status").textContent = label("status", data.interaction.status);
+    renderAccept(node, data.interaction, data.interaction.routing);
     loadDetails(node, data.interaction.id);
   }
 

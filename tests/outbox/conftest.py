@@ -170,7 +170,7 @@ def work(app) -> int:
 
 
 def scheduled_jobs(app) -> dict[str, datetime]:
-    """Return the scheduled jobs and the time each is due, as RQ's scheduler sees them."""
+    """Return the scheduled jobs and the time each is due, as stored in RQ's scheduled job registry."""
     registry = ScheduledJobRegistry(queue=queue(app))
     return {job_id: registry.get_scheduled_time(job_id) for job_id in registry.get_job_ids()}
 
