@@ -73,6 +73,8 @@ def agents_create(name, email, password, role, team, language, client_identity, 
         raise click.ClickException(f"an agent with e-mail {email} already exists")
     if len(password) < 8:
         raise click.ClickException("the password must have at least 8 characters")
+    if "@" not in email.strip("@") or " " in email:
+        raise click.ClickException(f"--email {email!r} is not an e-mail address")
 
     phone_e164 = None
     if phone:

@@ -30,7 +30,7 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _registry():

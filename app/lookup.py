@@ -21,6 +21,7 @@ from flask import Flask, current_app
 
 from app.breaker import BreakerSettings, CircuitBreaker
 from app.lookup_cache import LookupCache
+from app.metrics import LOOKUPS
 from app.phone import mask
 from integrations.base import (
     LOOKUP,
@@ -236,6 +237,13 @@ class LookupService:
     # One connector
 
     def _lookup_one(self, connector: Connector, caller: Caller, started: float, log_id: str) -> SystemResult:
+        """Run one connector's lookup and record its time in the metrics; never raises."""
+        result = self._run_lookup(connector, caller, started, log_id)
+        elapsed_s = (result.elapsed_ms or 0) / 1000
+        LOOKUPS.labels(connector=result.system, status=result.status).observe(elapsed_s)
+        return result
+
+    def _run_lookup(self, connector: Connector, caller: Caller, started: float, log_id: str) -> SystemResult:
         """Run one connector's lookup in a pool thread; never raises."""
         began = time.monotonic()
         timeout = self.timeouts_s[connector.name] - (began - started)

@@ -23,6 +23,7 @@ from rq.job import Job
 from sqlalchemy.orm import Session
 
 from app.cards import interaction_summary
+from app.metrics import OUTBOX_ATTEMPTS
 from app.models import Agent, Interaction, OutboxEntry
 from integrations.base import (
     LOG_CALL,
@@ -157,7 +158,11 @@ def deliver(app: Flask, entry_id: int) -> str:
             with _conversation_lock(app, session, entry_id) as acquired:
                 if not acquired:
                     return _wait_for_conversation(app, session, entry_id)
-                return _deliver_locked(app, session, entry_id)
+                state = _deliver_locked(app, session, entry_id)
+                entry = session.get(OutboxEntry, entry_id)
+                if entry is not None:
+                    OUTBOX_ATTEMPTS.labels(connector=entry.connector, state=state).inc()
+                return state
     finally:
         try:
             lock.release()

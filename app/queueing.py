@@ -96,6 +96,24 @@ def remove_waiting(team: str | None, call_sid: str) -> None:
         log.warning("Call %s: removing from the waiting list of team %s failed", call_sid, team, exc_info=True)
 
 
+def callers_waiting(team: str, max_age_s: float) -> tuple[int, int]:
+    """Return how many VIP callers and how many callers in all wait for `team`.
+
+    Entries older than `max_age_s` are dropped first: their caller has left the
+    queue long ago (the queue timeout sends callers to voicemail) without a final
+    status reaching us.
+    """
+    key = waiting_key(team)
+    cutoff = time.time() - max_age_s
+    pipe = redis_client().pipeline()
+    pipe.zremrangebyscore(key, 0, cutoff)
+    pipe.zremrangebyscore(key, "-inf", cutoff - VIP_HEAD_START_S)
+    pipe.zcount(key, "-inf", "(0")
+    pipe.zcard(key)
+    _, _, vip, total = pipe.execute()
+    return vip, total
+
+
 def next_waiting(team: str) -> str | None:
     """Return the CallSid that waits first: VIP callers first, then the longest waiting."""
     first = redis_client().zrange(waiting_key(team), 0, 0)

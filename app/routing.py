@@ -16,6 +16,8 @@ from app.presence import Presence
 
 log = logging.getLogger(__name__)
 
+# A waiting-list entry older than the queue timeout plus this is a caller who left.
+WAITING_GRACE_S = 300
 # Candidates checked against Redis presence per round trip.
 PRESENCE_BATCH = 50
 
@@ -80,6 +82,8 @@ def choose_agent(
     candidates: list[dict] = []
 
     for rule in settings.rules:
+        if rule == LONGEST_IDLE and _others_wait_first(settings, priority, candidates):
+            continue
         agent = _try_rule(rule, session, presence, card, call_sid, settings, offer_ttl_s, candidates)
         if agent is not None:
             return RoutingDecision(rule, agent, [agent.id], team=settings.team, priority=priority, candidates=candidates)
@@ -87,6 +91,27 @@ def choose_agent(
     queue = queue_name(settings, priority)
     everyone = eligible_agents(session, presence, settings.team)
     return RoutingDecision(QUEUE, None, everyone, queue=queue, team=settings.team, priority=priority, candidates=candidates)
+
+
+def _others_wait_first(settings: NumberSettings, priority: str, candidates: list[dict]) -> bool:
+    """Tell whether callers already waiting for the team come before this call.
+
+    A free agent of the team is offered the longest-waiting caller (see
+    `app.queueing.offer_next`), so a new call queues behind them; a VIP call goes
+    ahead unless VIP callers are waiting too.
+    """
+    from app import queueing
+
+    try:
+        vip, total = queueing.callers_waiting(settings.team, settings.queue_timeout_s + WAITING_GRACE_S)
+    except Exception:
+        log.warning("Waiting list of team %s unavailable; routing as if empty", settings.team, exc_info=True)
+        return False
+
+    waiting_first = vip if priority == VIP else total
+    if waiting_first:
+        candidates.append({"rule": LONGEST_IDLE, "agent_id": None, "outcome": f"{waiting_first} caller(s) waiting"})
+    return bool(waiting_first)
 
 
 def queue_name(settings: NumberSettings, priority: str) -> str:

