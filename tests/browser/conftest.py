@@ -120,7 +120,10 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed")
+        # CI installs Chromium (.ci/run), so there a missing browser is a failure.
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is not installed; apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is not installed; apt-get install chromium")
     playwright = sync_playwright().start()
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     yield chromium
