@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote_plus
@@ -28,6 +27,7 @@ import requests
 
 from app.phone import mask, national_digits, to_e164
 from integrations import _writeback as writeback
+from integrations._client import require_package
 from integrations._http import DeadlineSession
 from integrations.base import (
     LOG_CALL,
@@ -38,7 +38,6 @@ from integrations.base import (
     Connector,
     ConnectorContext,
     ConnectorError,
-    ConnectorUnavailable,
     ExternalReference,
     Match,
     NotConfigured,
@@ -148,32 +147,13 @@ def _is_ip_address(host: str) -> bool:
     return True
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
-
-
 def require_client() -> None:
     """Check that simple-salesforce is installed and recent enough.
 
     Raises:
         ConnectorUnavailable: the package is missing or older than MIN_CLIENT_VERSION.
     """
-    needed = ".".join(map(str, MIN_CLIENT_VERSION))
-    try:
-        installed = metadata.version(CLIENT_PACKAGE)
-    except metadata.PackageNotFoundError:
-        installed = None
-
-    if Salesforce is None or installed is None:
-        raise ConnectorUnavailable(
-            f"the salesforce connector needs {CLIENT_PACKAGE} {needed} or newer: "
-            f"pip install '{CLIENT_PACKAGE}>={needed}'"
-        )
-    if _version_tuple(installed) < MIN_CLIENT_VERSION:
-        raise ConnectorUnavailable(
-            f"the salesforce connector needs {CLIENT_PACKAGE} {needed} or newer, "
-            f"found {installed}: pip install --upgrade '{CLIENT_PACKAGE}>={needed}'"
-        )
+    require_package("salesforce", CLIENT_PACKAGE, MIN_CLIENT_VERSION, Salesforce is not None)
 
 
 @dataclasses.dataclass(frozen=True)

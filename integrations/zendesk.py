@@ -11,12 +11,10 @@ import dataclasses
 import hashlib
 import itertools
 import logging
-import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +22,7 @@ import requests
 
 from app.phone import mask, national_digits, to_e164
 from integrations import _writeback as writeback
+from integrations._client import require_package
 from integrations._http import DeadlineSession
 from integrations.base import (
     LOG_CALL,
@@ -35,7 +34,6 @@ from integrations.base import (
     Connector,
     ConnectorContext,
     ConnectorError,
-    ConnectorUnavailable,
     ExternalReference,
     Match,
     NotConfigured,
@@ -78,31 +76,13 @@ MAX_TICKETS_SCANNED = 200
 MAX_OPEN_ITEMS = 20
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
-
-
 def require_client() -> None:
     """Check that zenpy is installed and recent enough.
 
     Raises:
         ConnectorUnavailable: the package is missing or older than MIN_CLIENT_VERSION.
     """
-    needed = ".".join(map(str, MIN_CLIENT_VERSION))
-    try:
-        installed = metadata.version(CLIENT_PACKAGE)
-    except metadata.PackageNotFoundError:
-        installed = None
-
-    if Zenpy is None or installed is None:
-        raise ConnectorUnavailable(
-            f"the zendesk connector needs {CLIENT_PACKAGE} {needed} or newer: pip install '{CLIENT_PACKAGE}>={needed}'"
-        )
-    if _version_tuple(installed) < MIN_CLIENT_VERSION:
-        raise ConnectorUnavailable(
-            f"the zendesk connector needs {CLIENT_PACKAGE} {needed} or newer, found {installed}: "
-            f"pip install --upgrade '{CLIENT_PACKAGE}>={needed}'"
-        )
+    require_package("zendesk", CLIENT_PACKAGE, MIN_CLIENT_VERSION, Zenpy is not None)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -13,6 +13,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from integrations import _client
 from integrations import salesforce as salesforce_module
 from integrations.base import (
     AuthenticationFailed,
@@ -499,7 +500,7 @@ def test_login_base_url_reads_domain(domain, url):
 
 
 def test_old_client_raises_connector_unavailable(monkeypatch):
-    monkeypatch.setattr(salesforce_module.metadata, "version", lambda name: "1.11.0")
+    monkeypatch.setattr(_client.metadata, "version", lambda name: "1.11.0")
 
     with pytest.raises(ConnectorUnavailable, match="simple-salesforce 1.12.10"):
         salesforce_module.require_client()
@@ -509,7 +510,7 @@ def test_missing_client_raises_connector_unavailable(monkeypatch):
     def not_installed(name):
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(salesforce_module.metadata, "version", not_installed)
+    monkeypatch.setattr(_client.metadata, "version", not_installed)
 
     with pytest.raises(ConnectorUnavailable, match="pip install"):
         salesforce_module.require_client()

@@ -8,6 +8,7 @@ from importlib import metadata
 import pytest
 import requests
 
+from integrations import _client
 from integrations import zendesk as zendesk_module
 from integrations.base import (
     AuthenticationFailed,
@@ -257,7 +258,7 @@ def test_url_splits_into_subdomain_and_domain():
 
 
 def test_old_client_raises_connector_unavailable(monkeypatch):
-    monkeypatch.setattr(zendesk_module.metadata, "version", lambda name: "2.0.24")
+    monkeypatch.setattr(_client.metadata, "version", lambda name: "2.0.24")
 
     with pytest.raises(ConnectorUnavailable, match="zenpy 2.0.57"):
         zendesk_module.require_client()
@@ -267,7 +268,7 @@ def test_missing_client_raises_connector_unavailable(monkeypatch):
     def not_installed(name):
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(zendesk_module.metadata, "version", not_installed)
+    monkeypatch.setattr(_client.metadata, "version", not_installed)
 
     with pytest.raises(ConnectorUnavailable, match="pip install"):
         zendesk_module.require_client()
