@@ -177,7 +177,7 @@ def authenticate(email: str, password: str) -> tuple[Agent | None, str | None]:
         return None, _("Wrong e-mail or password.")
 
     if _is_locked(agent):
-        log.warning("Agent %s: sign-in refused, account locked", agent.id)
+        log.warning("Agent %s: sign-in rejected, account locked", agent.id)
         return None, _("Too many failed sign-ins. Try again in 15 minutes.")
 
     if not check_password_hash(agent.password_hash, password):

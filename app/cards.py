@@ -125,6 +125,9 @@ def build_card(
     customer_id = customer.id if customer else None
     best = matches[0] if matches else None
 
+    # The best match names the customer; without one, the stored customer does.
+    source = best or customer
+
     return {
         "version": CARD_VERSION,
         "revision": revision,
@@ -132,8 +135,8 @@ def build_card(
         "caller": caller_section(caller),
         "customer": {
             "id": customer_id,
-            "name": best.display_name if best else (customer.display_name if customer else None),
-            "company": best.company if best else (customer.company if customer else None),
+            "name": source.display_name if source else None,
+            "company": source.company if source else None,
             "tier": best.tier if best else None,
             "owner": best.owner if best else None,
             "conflicts": name_conflicts(matches),

@@ -56,7 +56,7 @@ FOLLOWER_THREADS = 16
 
 @dataclasses.dataclass
 class SystemResult:
-    """What one connector returned for one caller."""
+    """The result of one connector's lookup for one caller."""
 
     system: str
     status: str

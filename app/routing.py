@@ -1,4 +1,4 @@
-"""Routing: choose who gets the call from what the card says."""
+"""Routing: choose the agent for a call from the customer on its card."""
 
 from __future__ import annotations
 

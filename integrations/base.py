@@ -72,7 +72,7 @@ class Match:
     """One record in an external system that belongs to the caller.
 
     `record_type` is the system's own name for the object (`Contact`, `Lead`,
-    `Account`, `end-user`, `contact`). `phones` holds every number of the record in
+    `Account`, `end-user`, `contact`). `phones` contains every number of the record in
     E.164 and `emails` every address, so matches from several systems can be merged
     into one customer.
     """
@@ -109,7 +109,7 @@ class Match:
 
 @dataclasses.dataclass(frozen=True)
 class ExternalReference:
-    """What `Connector.log` created or found: the record's id and a link to it."""
+    """The record `Connector.log` created or found: its id and a link to it."""
 
     external_id: str
     url: str | None = None
@@ -118,7 +118,7 @@ class ExternalReference:
 
 @dataclasses.dataclass(frozen=True)
 class ConnectorContext:
-    """What the host application hands a connector when it builds one.
+    """The resources the host application gives a connector when it builds one.
 
     `config` is the application configuration (a mapping of setting names to
     values), `engine` the SQLAlchemy engine of Callcard's own database and `redis`
@@ -144,7 +144,7 @@ class NotConfigured(ConnectorError):
 
 
 class TransientError(ConnectorError):
-    """A failure worth retrying: timeouts, 5xx answers, connection errors."""
+    """A failure worth retrying: timeouts, 5xx responses, connection errors."""
 
 
 class TimedOut(TransientError, TimeoutError):
